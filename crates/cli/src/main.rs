@@ -1,0 +1,80 @@
+//! The `convnet` command line: the only layer that prints. Each subcommand lives in
+//! its own module with its arguments; library errors become one message and exit 1.
+
+use clap::{Parser, Subcommand};
+
+mod bench_conv;
+mod bench_lenet;
+mod cmd_cv;
+mod cmd_linear;
+mod cmd_ocr;
+mod cmd_predict;
+mod cmd_show;
+mod cmd_test;
+mod cmd_train;
+mod cmd_viz;
+
+#[derive(Parser)]
+#[command(
+    name = "convnet",
+    version,
+    about = "Convolutional networks and linear classifiers"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a network (default: LeNet on the embedded digits)
+    Train(cmd_train::Args),
+    /// Evaluate a model: objective, top-1/top-5 error, confusion matrix
+    Test(cmd_test::Args),
+    /// Top-5 classes with probabilities for each image
+    Predict(cmd_predict::Args),
+    /// Print a network's layers as a table
+    Show(cmd_show::Args),
+    /// Benchmarks printing the same figures as the baselines
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Linear classifiers with LIBLINEAR's formulations, options and model files
+    #[command(subcommand)]
+    Linear(cmd_linear::Command),
+    /// Letters a-z: train a reader, render a text line, read it back
+    #[command(subcommand)]
+    Ocr(cmd_ocr::Command),
+    /// Stratified K-fold cross-validation with a summed confusion matrix
+    Cv(cmd_cv::Args),
+    /// Pictures of what a network learned
+    #[command(subcommand)]
+    Viz(cmd_viz::Command),
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Convolution layer cases and max pooling, as torch_conv_layers.py
+    Conv(bench_conv::Args),
+    /// LeNet training on the embedded digits, as torch_lenet_mnist.py
+    Lenet(bench_lenet::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => cmd_train::run(a),
+        Command::Test(a) => cmd_test::run(a),
+        Command::Predict(a) => cmd_predict::run(a),
+        Command::Show(a) => cmd_show::run(a),
+        Command::Bench(BenchCommand::Conv(a)) => bench_conv::run(a),
+        Command::Bench(BenchCommand::Lenet(a)) => bench_lenet::run(a),
+        Command::Linear(c) => cmd_linear::run(c),
+        Command::Ocr(c) => cmd_ocr::run(c),
+        Command::Cv(a) => cmd_cv::run(a),
+        Command::Viz(c) => cmd_viz::run(c),
+    };
+    if let Err(e) = result {
+        eprintln!("convnet: error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,1 @@
+//! Data sets, batching, normalisation and jittering.

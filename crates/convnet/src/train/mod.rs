@@ -1,0 +1,1 @@
+//! Training: solvers, schedules, the epoch loop, statistics and checkpoints.

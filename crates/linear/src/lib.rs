@@ -1,0 +1,1 @@
+//! LIBLINEAR formulations (to be written).

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite. Installs the test-only references first (LIBLINEAR's command-line
+# tools from Debian, the newest LIBLINEAR from PyPI), then runs every crate's tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-test-refs.sh
+cargo test --workspace --release
