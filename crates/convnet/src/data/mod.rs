@@ -1,1 +1,10 @@
-//! Data sets, batching, normalisation and jittering.
+//! Data sets, batching, normalisation and jittering. Knows tensors, not networks.
+
+pub mod batch;
+pub mod dataset;
+pub mod digits;
+pub mod folder;
+pub mod idx;
+pub mod jitter;
+pub mod letters;
+pub mod normalize;

@@ -1,2 +1,4 @@
 //! CPU kernels behind the blocks: the loops and matrix products, kept apart from each
 //! block's option checks and shape rules so that another backend can add its own.
+pub mod eltwise;
+pub mod pool;

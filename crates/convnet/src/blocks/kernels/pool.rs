@@ -1,0 +1,217 @@
+//! Pooling loops on the CPU, one feature map (plane) at a time; planes run in
+//! parallel. Each plane is independent, so the result does not depend on the number
+//! of threads.
+
+use rayon::prelude::*;
+
+/// A plane's geometry, already checked: every window holds at least one real pixel.
+#[derive(Clone, Copy, Debug)]
+pub struct Geometry {
+    pub h: usize,
+    pub w: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+}
+
+/// The real (unpadded) half-open ranges that each output row and column covers,
+/// computed once so the inner loops need no padding tests.
+struct Windows {
+    rows: Vec<(usize, usize)>,
+    cols: Vec<(usize, usize)>,
+}
+
+fn ranges(out: usize, k: usize, stride: usize, pad: usize, len: usize) -> Vec<(usize, usize)> {
+    (0..out)
+        .map(|o| {
+            let start = o * stride;
+            let lo = start.saturating_sub(pad).min(len);
+            let hi = (start + k).saturating_sub(pad).min(len);
+            (lo, hi)
+        })
+        .collect()
+}
+
+impl Windows {
+    fn new(g: &Geometry) -> Self {
+        Windows {
+            rows: ranges(g.oh, g.kh, g.sh, g.pad_top, g.h),
+            cols: ranges(g.ow, g.kw, g.sw, g.pad_left, g.w),
+        }
+    }
+}
+
+impl Geometry {
+    fn plane_in(&self) -> usize {
+        self.h * self.w
+    }
+    fn plane_out(&self) -> usize {
+        self.oh * self.ow
+    }
+    /// The 2x2, stride 2, unpadded case that most networks use.
+    fn is_2x2_s2(&self) -> bool {
+        self.kh == 2 && self.kw == 2 && self.sh == 2 && self.sw == 2 && self.pad_top == 0 && self.pad_left == 0
+    }
+    /// Planes per rayon task: enough work per task that scheduling stays cheap.
+    fn min_planes(&self) -> usize {
+        (1 << 14) / self.plane_in().max(1) + 1
+    }
+}
+
+/// `a` unless `b` is strictly greater: the first maximum wins, as in the backward.
+#[inline(always)]
+fn first_max(a: f32, b: f32) -> f32 {
+    if b > a {
+        b
+    } else {
+        a
+    }
+}
+
+/// Index (within the plane) of the first maximum of a window, scanning row-major;
+/// None only for an empty window, which checked geometry never produces.
+#[inline]
+fn window_argmax(x: &[f32], w: usize, rows: (usize, usize), cols: (usize, usize)) -> Option<usize> {
+    let mut best: Option<(usize, f32)> = None;
+    for r in rows.0..rows.1 {
+        let row = x.get(r * w + cols.0..r * w + cols.1)?;
+        for (j, &v) in row.iter().enumerate() {
+            match best {
+                Some((_, b)) if !(v > b) => {}
+                _ => best = Some((r * w + cols.0 + j, v)),
+            }
+        }
+    }
+    best.map(|(i, _)| i)
+}
+
+fn window_sum(x: &[f32], w: usize, rows: (usize, usize), cols: (usize, usize)) -> f32 {
+    (rows.0..rows.1)
+        .filter_map(|r| x.get(r * w + cols.0..r * w + cols.1))
+        .map(|row| row.iter().sum::<f32>())
+        .sum()
+}
+
+fn divisor(g: &Geometry, rows: (usize, usize), cols: (usize, usize), count_pad: bool) -> f32 {
+    let n = if count_pad {
+        g.kh * g.kw
+    } else {
+        (rows.1 - rows.0) * (cols.1 - cols.0)
+    };
+    n.max(1) as f32
+}
+
+fn max_plane_2x2_s2(x: &[f32], g: &Geometry, y: &mut [f32]) {
+    let w = g.w;
+    for (oy, yrow) in y.chunks_exact_mut(g.ow).enumerate() {
+        let r0 = &x[2 * oy * w..2 * oy * w + 2 * g.ow];
+        let r1 = &x[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * g.ow];
+        for ((yv, a), b) in yrow.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
+            *yv = first_max(first_max(a[0], a[1]), first_max(b[0], b[1]));
+        }
+    }
+}
+
+fn max_plane(x: &[f32], g: &Geometry, win: &Windows, y: &mut [f32]) {
+    for (yrow, &rows) in y.chunks_exact_mut(g.ow).zip(&win.rows) {
+        for (yv, &cols) in yrow.iter_mut().zip(&win.cols) {
+            *yv = window_argmax(x, g.w, rows, cols)
+                .and_then(|i| x.get(i).copied())
+                .unwrap_or(f32::NEG_INFINITY);
+        }
+    }
+}
+
+fn avg_plane(x: &[f32], g: &Geometry, win: &Windows, count_pad: bool, y: &mut [f32]) {
+    for (yrow, &rows) in y.chunks_exact_mut(g.ow).zip(&win.rows) {
+        for (yv, &cols) in yrow.iter_mut().zip(&win.cols) {
+            *yv = window_sum(x, g.w, rows, cols) / divisor(g, rows, cols, count_pad);
+        }
+    }
+}
+
+fn max_plane_backward(x: &[f32], g: &Geometry, win: &Windows, dy: &[f32], dx: &mut [f32]) {
+    for (dyrow, &rows) in dy.chunks_exact(g.ow).zip(&win.rows) {
+        for (&d, &cols) in dyrow.iter().zip(&win.cols) {
+            if let Some(t) = window_argmax(x, g.w, rows, cols).and_then(|i| dx.get_mut(i)) {
+                *t += d;
+            }
+        }
+    }
+}
+
+fn avg_plane_backward(g: &Geometry, win: &Windows, count_pad: bool, dy: &[f32], dx: &mut [f32]) {
+    for (dyrow, &rows) in dy.chunks_exact(g.ow).zip(&win.rows) {
+        for (&d, &cols) in dyrow.iter().zip(&win.cols) {
+            let share = d / divisor(g, rows, cols, count_pad);
+            for r in rows.0..rows.1 {
+                for t in &mut dx[r * g.w + cols.0..r * g.w + cols.1] {
+                    *t += share;
+                }
+            }
+        }
+    }
+}
+
+/// Max pooling of `planes` consecutive planes of `x` into `y`.
+pub fn max_forward(x: &[f32], g: &Geometry, y: &mut [f32]) {
+    if g.plane_out() == 0 || g.plane_in() == 0 {
+        return;
+    }
+    let win = Windows::new(g);
+    let fast = g.is_2x2_s2();
+    y.par_chunks_mut(g.plane_out())
+        .zip(x.par_chunks(g.plane_in()))
+        .with_min_len(g.min_planes())
+        .for_each(|(yp, xp)| {
+            if fast {
+                max_plane_2x2_s2(xp, g, yp)
+            } else {
+                max_plane(xp, g, &win, yp)
+            }
+        });
+}
+
+/// Average pooling; the divisor counts real pixels only unless `count_pad`.
+pub fn avg_forward(x: &[f32], g: &Geometry, count_pad: bool, y: &mut [f32]) {
+    if g.plane_out() == 0 || g.plane_in() == 0 {
+        return;
+    }
+    let win = Windows::new(g);
+    y.par_chunks_mut(g.plane_out())
+        .zip(x.par_chunks(g.plane_in()))
+        .with_min_len(g.min_planes())
+        .for_each(|(yp, xp)| avg_plane(xp, g, &win, count_pad, yp));
+}
+
+/// Adds each dy of max pooling to the first maximum of its window in `dx` (zeroed
+/// by the caller); the maxima are found again from `x`.
+pub fn max_backward(x: &[f32], g: &Geometry, dy: &[f32], dx: &mut [f32]) {
+    if g.plane_out() == 0 || g.plane_in() == 0 {
+        return;
+    }
+    let win = Windows::new(g);
+    dx.par_chunks_mut(g.plane_in())
+        .zip(x.par_chunks(g.plane_in()))
+        .zip(dy.par_chunks(g.plane_out()))
+        .with_min_len(g.min_planes())
+        .for_each(|((dxp, xp), dyp)| max_plane_backward(xp, g, &win, dyp, dxp));
+}
+
+/// Spreads each dy of average pooling evenly over its window in `dx` (zeroed by the
+/// caller).
+pub fn avg_backward(g: &Geometry, count_pad: bool, dy: &[f32], dx: &mut [f32]) {
+    if g.plane_out() == 0 || g.plane_in() == 0 {
+        return;
+    }
+    let win = Windows::new(g);
+    dx.par_chunks_mut(g.plane_in())
+        .zip(dy.par_chunks(g.plane_out()))
+        .with_min_len(g.min_planes())
+        .for_each(|(dxp, dyp)| avg_plane_backward(g, &win, count_pad, dyp, dxp));
+}
