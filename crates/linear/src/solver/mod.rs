@@ -38,3 +38,9 @@ pub struct SolveInfo {
     pub objective: f64,
     pub hit_max_iter: bool,
 }
+
+pub mod dual_cd;
+pub mod l1;
+pub mod mcsvm;
+pub mod oneclass;
+mod order;
