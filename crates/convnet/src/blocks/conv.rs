@@ -1,10 +1,21 @@
-//! Convolution: `y[n,o,i,j] = b[o] + sum_{c,u,v} w[o,c,u,v] x[n, g*C/G + c, i*sh - pt + u*dh, j*sw - pl + v*dw]`.
-//! Filters are (C_out, C_in/groups, kh, kw), biases (C_out). Fully connected is a
-//! convolution whose kernel covers the whole input.
+//! Convolution: `y[n,o,i,j] = b[o] + sum_{c,u,v} w[o,c,u,v] x[n, g*C/G + c, i*sh - pt + u*dh, j*sw - pl + v*dw]`
+//! where `g = o / (C_out/G)` is the output channel's group.
+//!
+//! Filters are (C_out, C_in/groups, kh, kw), biases (C_out), tensors NCHW; the output
+//! size follows [`out_size`]. A **fully connected** layer is a convolution whose kernel
+//! covers the whole (unpadded) input: `x` (N, C, H, W) with filters (C_out, C, H, W)
+//! gives `y` (N, C_out, 1, 1). That case runs as one matrix product over the batch,
+//! reading `x` in place; an (N, C) input is read as (N, C, 1, 1).
+//!
+//! All three products (forward, input and filter gradients) are matrix products; see
+//! [`conv_gemm`] for how they are cut and parallelised (deterministically).
 
-use super::Pad;
-use crate::error::Result;
-use crate::tensor::{Dims4, Tensor};
+use super::kernels::conv_gemm::{self, Geom};
+use super::{out_size, Pad};
+use crate::error::{Error, Result};
+use crate::tensor::{fmt_shape, Dims4, Tensor};
+
+const BLOCK: &str = "conv";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConvOpts {
@@ -36,21 +47,163 @@ pub struct ConvGrads {
 }
 
 /// Output sizes for input `x` and filter shape `w` (checks every option and shape).
-pub fn out_dims(_x: Dims4, _w: &[usize], _o: &ConvOpts) -> Result<Dims4> {
-    unimplemented!()
+pub fn out_dims(x: Dims4, w: &[usize], o: &ConvOpts) -> Result<Dims4> {
+    Ok(geometry(x, w, o)?.out())
 }
 
-pub fn forward(_x: &Tensor, _w: &Tensor, _b: Option<&Tensor>, _o: &ConvOpts) -> Result<Tensor> {
-    unimplemented!()
+/// Checks `x`, the filter shape and the options together and returns the sizes the
+/// kernels work with.
+pub(crate) fn geometry(x: Dims4, w: &[usize], o: &ConvOpts) -> Result<Geom> {
+    let &[c_out, cg, kh, kw] = w else {
+        return Err(Error::block(
+            BLOCK,
+            format!(
+                "filters must be (C_out, C_in/groups, kh, kw), got shape {}",
+                fmt_shape(w)
+            ),
+        ));
+    };
+    let groups = o.groups;
+    if groups == 0 {
+        return Err(Error::block(BLOCK, "groups must be at least 1"));
+    }
+    if !x.c.is_multiple_of(groups) || !c_out.is_multiple_of(groups) {
+        return Err(Error::block(
+            BLOCK,
+            format!(
+                "groups {groups} must divide both the {} input channels of x ({x}) and the {c_out} filters ({})",
+                x.c,
+                fmt_shape(w)
+            ),
+        ));
+    }
+    if cg * groups != x.c {
+        return Err(Error::block(
+            BLOCK,
+            format!(
+                "filter has {cg} input channels per group but x has {} channels / {groups} groups (x {x}, filters {})",
+                x.c,
+                fmt_shape(w)
+            ),
+        ));
+    }
+    let ho = axis(
+        "height",
+        x.h,
+        o.pad.top,
+        o.pad.bottom,
+        kh,
+        o.stride[0],
+        o.dilation[0],
+        x,
+        w,
+    )?;
+    let wo = axis(
+        "width",
+        x.w,
+        o.pad.left,
+        o.pad.right,
+        kw,
+        o.stride[1],
+        o.dilation[1],
+        x,
+        w,
+    )?;
+    Ok(Geom::new(
+        [x.n, x.c, x.h, x.w],
+        [c_out, cg, kh, kw],
+        groups,
+        o.pad,
+        o.stride,
+        o.dilation,
+        [ho, wo],
+    ))
+}
+
+/// One axis's output size, with the error naming the shapes involved.
+#[allow(clippy::too_many_arguments)]
+fn axis(
+    name: &str,
+    len: usize,
+    lo: usize,
+    hi: usize,
+    k: usize,
+    stride: usize,
+    dilation: usize,
+    x: Dims4,
+    w: &[usize],
+) -> Result<usize> {
+    out_size(BLOCK, name, len, lo, hi, k, stride, dilation).map_err(|e| match e {
+        Error::Block { block, msg } => {
+            Error::block(block, format!("{msg} (x {x}, filters {})", fmt_shape(w)))
+        }
+        e => e,
+    })
+}
+
+/// `x` as NCHW sizes, with the error naming the block.
+pub(crate) fn dims(block: &'static str, what: &str, t: &Tensor) -> Result<Dims4> {
+    if t.shape().is_empty() || t.shape().len() > 4 {
+        return Err(Error::block(
+            block,
+            format!(
+                "{what} must be an NCHW tensor of rank 1 to 4, got shape {}",
+                fmt_shape(t.shape())
+            ),
+        ));
+    }
+    t.dims4()
+}
+
+/// Fails unless `b` is a vector of `c` biases.
+pub(crate) fn check_bias(block: &'static str, b: Option<&Tensor>, c: usize) -> Result<()> {
+    match b {
+        Some(b) if b.shape() != [c] => Err(Error::block(
+            block,
+            format!(
+                "bias has shape {} but the layer has {c} output channels",
+                fmt_shape(b.shape())
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, o: &ConvOpts) -> Result<Tensor> {
+    let g = geometry(dims(BLOCK, "x", x)?, w.shape(), o)?;
+    check_bias(BLOCK, b, g.c_out)?;
+    let mut y = Tensor::zeros4(g.out());
+    conv_gemm::forward(&g, x.data(), w.data(), b.map(|b| b.data()), y.data_mut());
+    Ok(y)
 }
 
 pub fn backward(
-    _x: &Tensor,
-    _w: &Tensor,
-    _b: Option<&Tensor>,
-    _o: &ConvOpts,
-    _dy: &Tensor,
-    _need_dx: bool,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    o: &ConvOpts,
+    dy: &Tensor,
+    need_dx: bool,
 ) -> Result<ConvGrads> {
-    unimplemented!()
+    let g = geometry(dims(BLOCK, "x", x)?, w.shape(), o)?;
+    check_bias(BLOCK, b, g.c_out)?;
+    dy.expect_shape(BLOCK, "dy", &g.out().to_vec())?;
+    let dx = if need_dx {
+        let mut dx = Tensor::zeros(x.shape())?;
+        conv_gemm::backward_data(&g, dy.data(), w.data(), dx.data_mut());
+        Some(dx)
+    } else {
+        None
+    };
+    let mut dw = Tensor::zeros(w.shape())?;
+    conv_gemm::backward_filter(&g, x.data(), dy.data(), dw.data_mut());
+    let db = match b {
+        Some(_) => {
+            let mut db = Tensor::zeros(&[g.c_out])?;
+            conv_gemm::bias_grad(g.n, g.c_out, g.p(), dy.data(), db.data_mut());
+            Some(db)
+        }
+        None => None,
+    };
+    Ok(ConvGrads { dx, dw, db })
 }

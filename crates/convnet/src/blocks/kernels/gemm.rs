@@ -55,7 +55,14 @@ impl<'a> View<'a> {
     }
 
     fn fits(&self) -> bool {
-        fits(self.data.len(), self.off, self.rows, self.cols, self.rs, self.cs)
+        fits(
+            self.data.len(),
+            self.off,
+            self.rows,
+            self.cols,
+            self.rs,
+            self.cs,
+        )
     }
 }
 
@@ -73,7 +80,14 @@ impl<'a> ViewMut<'a> {
     }
 
     fn fits(&self) -> bool {
-        fits(self.data.len(), self.off, self.rows, self.cols, self.rs, self.cs)
+        fits(
+            self.data.len(),
+            self.off,
+            self.rows,
+            self.cols,
+            self.rs,
+            self.cs,
+        )
     }
 }
 
@@ -126,7 +140,10 @@ pub fn matmul_with(
         c.rows,
         c.cols
     );
-    assert!(a.fits() && b.fits() && c.fits(), "matmul view outside its buffer");
+    assert!(
+        a.fits() && b.fits() && c.fits(),
+        "matmul view outside its buffer"
+    );
     if m == 0 || n == 0 {
         return;
     }
@@ -204,8 +221,8 @@ mod tests {
         for i in 0..a.rows {
             for j in 0..b.cols {
                 for l in 0..a.cols {
-                    c[i * b.cols + j] += a.data[a.off + i * a.rs + l * a.cs]
-                        * b.data[b.off + l * b.rs + j * b.cs];
+                    c[i * b.cols + j] +=
+                        a.data[a.off + i * a.rs + l * a.cs] * b.data[b.off + l * b.rs + j * b.cs];
                 }
             }
         }
@@ -236,6 +253,12 @@ mod tests {
         let a = vec![0.0; 10];
         let mut c = vec![0.0; 4];
         let v = View::rows(&a, 1, 2, 5);
-        matmul(ViewMut::rows(&mut c, 0, 2, 2), v, View::rows(&a, 0, 5, 2), false, 1);
+        matmul(
+            ViewMut::rows(&mut c, 0, 2, 2),
+            v,
+            View::rows(&a, 0, 5, 2),
+            false,
+            1,
+        );
     }
 }

@@ -2,3 +2,7 @@
 //! block's option checks and shape rules so that another backend can add its own.
 pub mod eltwise;
 pub mod pool;
+
+pub mod conv_gemm;
+pub mod gemm;
+pub mod im2col;

@@ -1,0 +1,523 @@
+//! Convolution as matrix products, the CPU kernels behind `blocks::conv` and
+//! `blocks::convt`. Per group, with `col` the im2col matrix of a run of images:
+//!
+//! - forward:          `Y  = W   * col`      (C_out/G x K) (K x cols)
+//! - input gradient:   `dcol = W^T * dY`, then col2im
+//! - filter gradient:  `dW += dY * col^T`
+//!
+//! Two shapes need no im2col at all and read the tensors in place: a 1x1, stride-1,
+//! unpadded convolution (`col` is the image itself) and a fully connected layer, a
+//! kernel that covers the whole unpadded input (`col` is the batch, one image per
+//! column, so the product runs over the batch at once).
+//!
+//! Parallelism: the batch is cut into one contiguous part per thread of the current
+//! rayon pool; each part runs its products on one thread, and filter gradients of the
+//! parts are added in part order. With fewer images than threads (and for fully
+//! connected layers) a single part lets the matrix product split its output instead.
+//! Either way the partition depends only on the sizes and the thread count, so results
+//! are bit-identical from run to run.
+
+use super::gemm::{matmul, View, ViewMut};
+use super::im2col::{col2im, im2col};
+use crate::blocks::Pad;
+use crate::tensor::Dims4;
+use rayon::prelude::*;
+use std::cell::RefCell;
+
+/// The sizes of one convolution, checked by the block before any kernel runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geom {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub groups: usize,
+    pub pad: Pad,
+    pub stride: [usize; 2],
+    pub dilation: [usize; 2],
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl Geom {
+    /// `x` is (N, C, H, W), `w` is (C_out, C/groups, kh, kw), `out` is (H_out, W_out).
+    pub fn new(
+        x: [usize; 4],
+        w: [usize; 4],
+        groups: usize,
+        pad: Pad,
+        stride: [usize; 2],
+        dilation: [usize; 2],
+        out: [usize; 2],
+    ) -> Self {
+        Geom {
+            n: x[0],
+            c: x[1],
+            h: x[2],
+            w: x[3],
+            c_out: w[0],
+            kh: w[2],
+            kw: w[3],
+            groups,
+            pad,
+            stride,
+            dilation,
+            ho: out[0],
+            wo: out[1],
+        }
+    }
+    /// The output sizes (N, C_out, H_out, W_out).
+    pub fn out(&self) -> Dims4 {
+        Dims4::new(self.n, self.c_out, self.ho, self.wo)
+    }
+    /// Input channels per group.
+    pub fn cg(&self) -> usize {
+        self.c / self.groups
+    }
+    /// Output channels per group.
+    pub fn og(&self) -> usize {
+        self.c_out / self.groups
+    }
+    /// Rows of the column matrix: one filter's length.
+    pub fn kg(&self) -> usize {
+        self.cg() * self.kh * self.kw
+    }
+    /// Output positions per image.
+    pub fn p(&self) -> usize {
+        self.ho * self.wo
+    }
+    fn x_len(&self) -> usize {
+        self.c * self.h * self.w
+    }
+    fn y_len(&self) -> usize {
+        self.c_out * self.p()
+    }
+    fn unpadded(&self) -> bool {
+        self.pad == Pad::default()
+    }
+    /// A kernel covering the whole unpadded input: a fully connected layer.
+    fn is_fc(&self) -> bool {
+        self.unpadded() && self.kh == self.h && self.kw == self.w && self.p() == 1
+    }
+    /// A 1x1 kernel at stride 1 without padding: the image is its own column matrix.
+    fn is_pointwise(&self) -> bool {
+        self.unpadded() && self.kh == 1 && self.kw == 1 && self.stride == [1, 1]
+    }
+}
+
+/// Columns a product aims for when images are small: batching several images into
+/// one product keeps the matrix kernel busy where one image gives few columns.
+const TARGET_COLS: usize = 2048;
+/// Largest column matrix (elements) built for one product.
+const MAX_COL: usize = 1 << 20;
+
+/// How the batch is cut: `parts` contiguous runs of `per_part` images (the last may
+/// be shorter), each processed `per_product` images at a time, and the thread count
+/// each product may use.
+#[derive(Clone, Copy, Debug)]
+struct Plan {
+    per_part: usize,
+    per_product: usize,
+    threads: usize,
+}
+
+impl Plan {
+    fn new(g: &Geom) -> Plan {
+        let t = rayon::current_num_threads().max(1);
+        let n = g.n.max(1);
+        if g.is_fc() || n < t {
+            let per_product = if g.is_fc() { n } else { 1 };
+            return Plan {
+                per_part: n,
+                per_product,
+                threads: t,
+            };
+        }
+        let per_part = n.div_ceil(t);
+        let by_cols = (TARGET_COLS / g.p().max(1)).max(1);
+        let by_mem = (MAX_COL / (g.kg() * g.p()).max(1)).max(1);
+        Plan {
+            per_part,
+            per_product: by_cols.min(by_mem).min(per_part),
+            threads: 1,
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` with two scratch buffers of at least the given lengths, reused across
+/// calls on the same thread (column matrices are megabytes; allocating them per call
+/// costs page faults). Falls back to fresh buffers if the thread's are in use.
+fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with(|s| match s.try_borrow_mut() {
+        Ok(mut s) => {
+            let (va, vb) = &mut *s;
+            grow(va, a);
+            grow(vb, b);
+            f(&mut va[..a], &mut vb[..b])
+        }
+        Err(_) => f(&mut vec![0.0; a], &mut vec![0.0; b]),
+    })
+}
+
+fn grow(v: &mut Vec<f32>, len: usize) {
+    if v.len() < len {
+        v.resize(len, 0.0);
+    }
+}
+
+/// Where the images `n0..n0+nb` of one group sit as a (rows x nb*P) matrix: either in
+/// place in the tensor, or gathered into a buffer.
+enum Place {
+    /// Already a matrix: offset, row stride, column stride within the tensor.
+    InPlace(usize, usize, usize),
+    /// Needs copying through a row-major buffer.
+    Buffer,
+}
+
+/// The placement of the output-side matrix (`y` or `dy`, C_out/G rows): relative to
+/// image `n0` of the tensor.
+fn out_place(g: &Geom, grp: usize, nb: usize) -> Place {
+    if g.is_fc() {
+        Place::InPlace(grp * g.og(), 1, g.c_out)
+    } else if nb == 1 {
+        Place::InPlace(grp * g.og() * g.p(), g.p(), 1)
+    } else {
+        Place::Buffer
+    }
+}
+
+/// The placement of the input-side matrix (the column matrix of `x`, or `dx`).
+fn in_place(g: &Geom, grp: usize, nb: usize) -> Place {
+    if g.is_fc() {
+        Place::InPlace(grp * g.kg(), 1, g.x_len())
+    } else if g.is_pointwise() && nb == 1 {
+        Place::InPlace(grp * g.cg() * g.p(), g.p(), 1)
+    } else {
+        Place::Buffer
+    }
+}
+
+/// Copies channels `c0..c0+rows` of `nb` images (planes of `plane` elements, `cs`
+/// channels per image) into a row-major (rows x nb*plane) matrix.
+fn gather(
+    src: &[f32],
+    cs: usize,
+    c0: usize,
+    rows: usize,
+    nb: usize,
+    plane: usize,
+    dst: &mut [f32],
+) {
+    let cols = nb * plane;
+    for r in 0..rows {
+        for i in 0..nb {
+            let s = ((i * cs) + c0 + r) * plane;
+            let d = r * cols + i * plane;
+            dst[d..d + plane].copy_from_slice(&src[s..s + plane]);
+        }
+    }
+}
+
+/// The inverse of [`gather`].
+fn scatter(
+    src: &[f32],
+    cs: usize,
+    c0: usize,
+    rows: usize,
+    nb: usize,
+    plane: usize,
+    dst: &mut [f32],
+) {
+    let cols = nb * plane;
+    for r in 0..rows {
+        for i in 0..nb {
+            let d = ((i * cs) + c0 + r) * plane;
+            let s = r * cols + i * plane;
+            dst[d..d + plane].copy_from_slice(&src[s..s + plane]);
+        }
+    }
+}
+
+/// Builds the column matrix of images `0..nb` of `x` (which starts at the first of
+/// them) for group `grp` into `col` (kg x nb*P).
+fn fill_col(g: &Geom, x: &[f32], grp: usize, nb: usize, col: &mut [f32]) {
+    let cols = nb * g.p();
+    for i in 0..nb {
+        let img = &x[i * g.x_len() + grp * g.cg() * g.h * g.w..];
+        im2col(g, img, col, cols, i * g.p());
+    }
+}
+
+/// Calls `f(n0, nb)` for each run of `nb` images, starting at image `n0`, that one
+/// product handles within the part that starts at image `start`.
+fn for_products(plan: &Plan, n: usize, start: usize, mut f: impl FnMut(usize, usize)) {
+    let end = (start + plan.per_part).min(n);
+    let mut n0 = start;
+    while n0 < end {
+        let nb = plan.per_product.min(end - n0);
+        f(n0, nb);
+        n0 += nb;
+    }
+}
+
+/// `y = conv(x, w) + b` for all images; `y` is (N, C_out, H_out, W_out).
+pub fn forward(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    let plan = Plan::new(g);
+    let chunk = plan.per_part * g.y_len();
+    if chunk == 0 {
+        return;
+    }
+    y.par_chunks_mut(chunk).enumerate().for_each(|(part, yp)| {
+        let start = part * plan.per_part;
+        for_products(&plan, g.n, start, |n0, nb| {
+            let local = (n0 - start) * g.y_len();
+            forward_images(g, &plan, &x[n0 * g.x_len()..], w, b, &mut yp[local..], nb);
+        });
+    });
+}
+
+/// Forward of `nb` images; `x` and `y` start at the first of them.
+fn forward_images(
+    g: &Geom,
+    plan: &Plan,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    y: &mut [f32],
+    nb: usize,
+) {
+    let (og, kg, cols) = (g.og(), g.kg(), nb * g.p());
+    let need_col = matches!(in_place(g, 0, nb), Place::Buffer);
+    let need_out = matches!(out_place(g, 0, nb), Place::Buffer);
+    let col_len = if need_col { kg * cols } else { 0 };
+    let out_len = if need_out { og * cols } else { 0 };
+    with_scratch(col_len, out_len, |col, tmp| {
+        for grp in 0..g.groups {
+            let a = View::rows(w, grp * og * kg, og, kg);
+            let bm = match in_place(g, grp, nb) {
+                Place::InPlace(off, rs, cs) => strided(x, off, kg, cols, rs, cs),
+                Place::Buffer => {
+                    fill_col(g, x, grp, nb, col);
+                    View::rows(col, 0, kg, cols)
+                }
+            };
+            let bias = b.map(|b| &b[grp * og..(grp + 1) * og]);
+            match out_place(g, grp, nb) {
+                Place::InPlace(off, rs, cs) => {
+                    let mut c = strided_mut(y, off, og, cols, rs, cs);
+                    set_rows(&mut c, bias);
+                    matmul(c, a, bm, bias.is_some(), plan.threads);
+                }
+                Place::Buffer => {
+                    let mut c = ViewMut::rows(tmp, 0, og, cols);
+                    set_rows(&mut c, bias);
+                    matmul(c, a, bm, bias.is_some(), plan.threads);
+                    scatter(tmp, g.c_out, grp * og, og, nb, g.p(), y);
+                }
+            }
+        }
+    });
+}
+
+/// `dx` of a convolution (overwritten): `W^T dY` folded back by col2im.
+pub fn backward_data(g: &Geom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    let plan = Plan::new(g);
+    let chunk = plan.per_part * g.x_len();
+    if chunk == 0 {
+        return;
+    }
+    dx.par_chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(part, dxp)| {
+            let start = part * plan.per_part;
+            for_products(&plan, g.n, start, |n0, nb| {
+                let local = (n0 - start) * g.x_len();
+                data_images(g, &plan, &dy[n0 * g.y_len()..], w, &mut dxp[local..], nb);
+            });
+        });
+}
+
+/// Input gradient of `nb` images; `dy` and `dx` start at the first of them.
+fn data_images(g: &Geom, plan: &Plan, dy: &[f32], w: &[f32], dx: &mut [f32], nb: usize) {
+    let (og, kg, cols) = (g.og(), g.kg(), nb * g.p());
+    let need_col = matches!(in_place(g, 0, nb), Place::Buffer);
+    let need_out = matches!(out_place(g, 0, nb), Place::Buffer);
+    if need_col {
+        dx[..nb * g.x_len()].fill(0.0);
+    }
+    let col_len = if need_col { kg * cols } else { 0 };
+    let out_len = if need_out { og * cols } else { 0 };
+    with_scratch(col_len, out_len, |col, tmp| {
+        for grp in 0..g.groups {
+            let a = View::rows(w, grp * og * kg, og, kg).t();
+            let bm = output_side(g, dy, grp, nb, tmp);
+            match in_place(g, grp, nb) {
+                Place::InPlace(off, rs, cs) => {
+                    matmul(
+                        strided_mut(dx, off, kg, cols, rs, cs),
+                        a,
+                        bm,
+                        false,
+                        plan.threads,
+                    );
+                }
+                Place::Buffer => {
+                    matmul(ViewMut::rows(col, 0, kg, cols), a, bm, false, plan.threads);
+                    for i in 0..nb {
+                        let img = &mut dx[i * g.x_len() + grp * g.cg() * g.h * g.w..];
+                        col2im(g, col, cols, i * g.p(), img);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `dY` of group `grp` for `nb` images as an (og x nb*P) matrix, gathered into `tmp`
+/// when it cannot be read in place.
+fn output_side<'a>(g: &Geom, dy: &'a [f32], grp: usize, nb: usize, tmp: &'a mut [f32]) -> View<'a> {
+    let (og, cols) = (g.og(), nb * g.p());
+    match out_place(g, grp, nb) {
+        Place::InPlace(off, rs, cs) => strided(dy, off, og, cols, rs, cs),
+        Place::Buffer => {
+            gather(dy, g.c_out, grp * og, og, nb, g.p(), tmp);
+            View::rows(tmp, 0, og, cols)
+        }
+    }
+}
+
+/// `dw` of a convolution (overwritten): `dY col^T` summed over the batch, each part's
+/// sum computed on its own and the parts added in order.
+pub fn backward_filter(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let plan = Plan::new(g);
+    let parts = g.n.div_ceil(plan.per_part.max(1));
+    if parts == 0 {
+        dw.fill(0.0);
+        return;
+    }
+    let sums: Vec<Vec<f32>> = (0..parts)
+        .into_par_iter()
+        .map(|part| {
+            let mut acc = vec![0.0; dw.len()];
+            let mut first = true;
+            for_products(&plan, g.n, part * plan.per_part, |n0, nb| {
+                let (xs, dys) = (&x[n0 * g.x_len()..], &dy[n0 * g.y_len()..]);
+                filter_images(g, &plan, xs, dys, &mut acc, nb, !first);
+                first = false;
+            });
+            acc
+        })
+        .collect();
+    let mut it = sums.into_iter();
+    if let Some(s) = it.next() {
+        dw.copy_from_slice(&s);
+    }
+    for s in it {
+        for (d, v) in dw.iter_mut().zip(s) {
+            *d += v;
+        }
+    }
+}
+
+/// Adds (or writes, when not `accumulate`) the filter gradient of `nb` images.
+fn filter_images(
+    g: &Geom,
+    plan: &Plan,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    nb: usize,
+    accumulate: bool,
+) {
+    let (og, kg, cols) = (g.og(), g.kg(), nb * g.p());
+    let need_col = matches!(in_place(g, 0, nb), Place::Buffer);
+    let need_out = matches!(out_place(g, 0, nb), Place::Buffer);
+    let col_len = if need_col { kg * cols } else { 0 };
+    let out_len = if need_out { og * cols } else { 0 };
+    with_scratch(col_len, out_len, |col, tmp| {
+        for grp in 0..g.groups {
+            let a = output_side(g, dy, grp, nb, tmp);
+            let bm = match in_place(g, grp, nb) {
+                Place::InPlace(off, rs, cs) => strided(x, off, kg, cols, rs, cs),
+                Place::Buffer => {
+                    fill_col(g, x, grp, nb, col);
+                    View::rows(col, 0, kg, cols)
+                }
+            };
+            let c = ViewMut::rows(dw, grp * og * kg, og, kg);
+            matmul(c, a, bm.t(), accumulate, plan.threads);
+        }
+    });
+}
+
+/// `y[n, o, :, :] += b[o]`.
+pub fn add_bias(c: usize, plane: usize, b: &[f32], y: &mut [f32]) {
+    if c * plane == 0 {
+        return;
+    }
+    y.par_chunks_mut(c * plane).for_each(|img| {
+        for (p, &v) in img.chunks_mut(plane).zip(b) {
+            p.iter_mut().for_each(|e| *e += v);
+        }
+    });
+}
+
+/// `db[o] = sum over images and positions of dy[n, o, :, :]`, summed in a fixed order.
+pub fn bias_grad(n: usize, c: usize, plane: usize, dy: &[f32], db: &mut [f32]) {
+    db.par_iter_mut().enumerate().for_each(|(o, d)| {
+        *d = (0..n)
+            .map(|i| {
+                dy[(i * c + o) * plane..(i * c + o + 1) * plane]
+                    .iter()
+                    .sum::<f32>()
+            })
+            .sum();
+    });
+}
+
+fn strided(data: &[f32], off: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> View<'_> {
+    View {
+        data,
+        off,
+        rows,
+        cols,
+        rs,
+        cs,
+    }
+}
+
+fn strided_mut(
+    data: &mut [f32],
+    off: usize,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+) -> ViewMut<'_> {
+    ViewMut {
+        data,
+        off,
+        rows,
+        cols,
+        rs,
+        cs,
+    }
+}
+
+/// Sets every element of row `i` to `vals[i]`, or leaves the view alone without
+/// values (the product then overwrites it).
+fn set_rows(c: &mut ViewMut, vals: Option<&[f32]>) {
+    let Some(vals) = vals else { return };
+    for (i, &v) in vals.iter().enumerate().take(c.rows) {
+        for j in 0..c.cols {
+            c.data[c.off + i * c.rs + j * c.cs] = v;
+        }
+    }
+}
