@@ -212,7 +212,7 @@ fn header(rank: u8, dims: &[usize], what: &str) -> Result<Vec<u8>> {
 /// The bytes of an idx3 file holding `pixels` (n*h*w, row-major).
 pub fn encode_images(h: usize, w: usize, pixels: &[u8]) -> Result<Vec<u8>> {
     let plane = h * w;
-    if plane == 0 || pixels.len() % plane != 0 {
+    if plane == 0 || !pixels.len().is_multiple_of(plane) {
         return Err(Error::Invalid(format!(
             "IDX: {} pixels are not a whole number of {h}x{w} images",
             pixels.len()
@@ -353,6 +353,33 @@ mod tests {
         assert!(msg.contains("x.gz") && msg.contains("gzip"), "{msg}");
         let msg = load_split(dir.path(), "train").unwrap_err().to_string();
         assert!(msg.contains("train-images-idx3-ubyte"), "{msg}");
+    }
+
+    proptest::proptest! {
+        /// Any bytes, or a valid file with a few bytes changed or cut off: an answer or
+        /// an error, never a panic.
+        #[test]
+        fn idx_fuzz_never_panics(
+            noise in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            edits in proptest::collection::vec((0usize..40, proptest::num::u8::ANY), 0..4),
+            cut in 0usize..40,
+        ) {
+            let _ = parse_images(&noise, "fuzz");
+            let _ = parse_labels(&noise, "fuzz");
+            let _ = decompress(noise, "fuzz");
+            let mut b = images_2x2x3();
+            b.extend(encode_labels(&[1, 2]).unwrap());
+            for (at, v) in edits {
+                if let Some(x) = b.get_mut(at) {
+                    *x = v;
+                }
+            }
+            b.truncate(cut);
+            if let Ok(im) = parse_images(&b, "fuzz") {
+                proptest::prop_assert_eq!(im.pixels.len(), im.n * im.h * im.w);
+            }
+            let _ = parse_labels(&b, "fuzz");
+        }
     }
 
     #[test]
