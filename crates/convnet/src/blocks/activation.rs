@@ -1,29 +1,77 @@
 //! Element-wise non-linearities: ReLU with optional leak, sigmoid, tanh.
+//! Backwards take `x` (not `y`) so that a layer need keep only its input.
 
-use crate::error::Result;
-use crate::tensor::Tensor;
+use super::kernels::eltwise;
+use crate::error::{Error, Result};
+use crate::tensor::{fmt_shape, Tensor};
+
+fn unary(x: &Tensor, f: impl Fn(f32) -> f32 + Sync) -> Tensor {
+    let mut y = x.clone();
+    eltwise::map(x.data(), y.data_mut(), f);
+    y
+}
+
+/// `dy * f'(x)`, after checking that `dy` has the shape of `x`.
+fn backward(
+    block: &'static str,
+    x: &Tensor,
+    dy: &Tensor,
+    df: impl Fn(f32, f32) -> f32 + Sync,
+) -> Result<Tensor> {
+    if dy.shape() != x.shape() {
+        return Err(Error::block(
+            block,
+            format!(
+                "dy has shape {} but x has shape {}",
+                fmt_shape(dy.shape()),
+                fmt_shape(x.shape())
+            ),
+        ));
+    }
+    let mut dx = x.clone();
+    eltwise::map2(x.data(), dy.data(), dx.data_mut(), df);
+    Ok(dx)
+}
 
 /// `max(x, 0) + leak * min(x, 0)`.
-pub fn relu_forward(_x: &Tensor, _leak: f32) -> Tensor {
-    unimplemented!()
+pub fn relu_forward(x: &Tensor, leak: f32) -> Tensor {
+    unary(x, |v| if v > 0.0 { v } else { leak * v })
 }
 
-pub fn relu_backward(_x: &Tensor, _leak: f32, _dy: &Tensor) -> Result<Tensor> {
-    unimplemented!()
+/// The slope at 0 is taken from the left (`leak`), as PyTorch does.
+pub fn relu_backward(x: &Tensor, leak: f32, dy: &Tensor) -> Result<Tensor> {
+    backward("relu", x, dy, |v, d| if v > 0.0 { d } else { leak * d })
 }
 
-pub fn sigmoid_forward(_x: &Tensor) -> Tensor {
-    unimplemented!()
+/// `1 / (1 + exp(-v))` without overflow: exp is only taken of non-positive values.
+#[inline]
+fn sigmoid(v: f32) -> f32 {
+    if v >= 0.0 {
+        1.0 / (1.0 + (-v).exp())
+    } else {
+        let e = v.exp();
+        e / (1.0 + e)
+    }
 }
 
-pub fn sigmoid_backward(_x: &Tensor, _dy: &Tensor) -> Result<Tensor> {
-    unimplemented!()
+pub fn sigmoid_forward(x: &Tensor) -> Tensor {
+    unary(x, sigmoid)
 }
 
-pub fn tanh_forward(_x: &Tensor) -> Tensor {
-    unimplemented!()
+pub fn sigmoid_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    backward("sigmoid", x, dy, |v, d| {
+        let s = sigmoid(v);
+        d * s * (1.0 - s)
+    })
 }
 
-pub fn tanh_backward(_x: &Tensor, _dy: &Tensor) -> Result<Tensor> {
-    unimplemented!()
+pub fn tanh_forward(x: &Tensor) -> Tensor {
+    unary(x, f32::tanh)
+}
+
+pub fn tanh_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    backward("tanh", x, dy, |v, d| {
+        let t = v.tanh();
+        d * (1.0 - t * t)
+    })
 }

@@ -60,7 +60,8 @@ pub fn out_dims(x: Dims4, o: &PoolOpts) -> Result<Dims4> {
 }
 
 fn x_dims(x: &Tensor) -> Result<Dims4> {
-    x.dims4().map_err(|e| Error::block(BLOCK, format!("x: {e}")))
+    x.dims4()
+        .map_err(|e| Error::block(BLOCK, format!("x: {e}")))
 }
 
 fn geometry(x: Dims4, y: Dims4, o: &PoolOpts) -> kernel::Geometry {

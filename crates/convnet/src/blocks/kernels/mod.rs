@@ -6,3 +6,5 @@ pub mod pool;
 pub mod conv_gemm;
 pub mod gemm;
 pub mod im2col;
+pub mod bnorm;
+pub mod lrn;

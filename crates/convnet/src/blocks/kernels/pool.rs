@@ -55,7 +55,12 @@ impl Geometry {
     }
     /// The 2x2, stride 2, unpadded case that most networks use.
     fn is_2x2_s2(&self) -> bool {
-        self.kh == 2 && self.kw == 2 && self.sh == 2 && self.sw == 2 && self.pad_top == 0 && self.pad_left == 0
+        self.kh == 2
+            && self.kw == 2
+            && self.sh == 2
+            && self.sw == 2
+            && self.pad_top == 0
+            && self.pad_left == 0
     }
     /// Planes per rayon task: enough work per task that scheduling stays cheap.
     fn min_planes(&self) -> usize {
@@ -111,7 +116,11 @@ fn max_plane_2x2_s2(x: &[f32], g: &Geometry, y: &mut [f32]) {
     for (oy, yrow) in y.chunks_exact_mut(g.ow).enumerate() {
         let r0 = &x[2 * oy * w..2 * oy * w + 2 * g.ow];
         let r1 = &x[(2 * oy + 1) * w..(2 * oy + 1) * w + 2 * g.ow];
-        for ((yv, a), b) in yrow.iter_mut().zip(r0.chunks_exact(2)).zip(r1.chunks_exact(2)) {
+        for ((yv, a), b) in yrow
+            .iter_mut()
+            .zip(r0.chunks_exact(2))
+            .zip(r1.chunks_exact(2))
+        {
             *yv = first_max(first_max(a[0], a[1]), first_max(b[0], b[1]));
         }
     }

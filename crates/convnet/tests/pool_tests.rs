@@ -1,0 +1,316 @@
+//! Pooling: hand-computed cases, an independent reference over an enumeration of
+//! windows, strides and per-side pads, numerical derivatives, and bad inputs.
+
+use convnet::blocks::pool::{self, PoolMethod, PoolOpts};
+use convnet::blocks::Pad;
+use convnet::gradcheck::{self, Tolerance};
+use convnet::Tensor;
+
+fn opts(method: PoolMethod, window: [usize; 2], stride: [usize; 2], pad: Pad) -> PoolOpts {
+    PoolOpts {
+        method,
+        window,
+        stride,
+        pad,
+        count_pad: false,
+    }
+}
+
+fn t4(shape: [usize; 4], v: &[f32]) -> Tensor {
+    Tensor::from_vec(&shape, v.to_vec()).unwrap()
+}
+
+#[test]
+fn max_and_avg_of_a_4x4_by_hand() {
+    #[rustfmt::skip]
+    let x = t4([1, 1, 4, 4], &[
+        1., 2., 5., 3.,
+        4., 0., 1., 1.,
+        7., 8., 2., 2.,
+        6., 9., 3., 10.,
+    ]);
+    let max = opts(PoolMethod::Max, [2, 2], [2, 2], Pad::all(0));
+    let y = pool::forward(&x, &max).unwrap();
+    assert_eq!(y.shape(), &[1, 1, 2, 2]);
+    assert_eq!(y.data(), &[4., 5., 9., 10.]);
+    let avg = PoolOpts {
+        method: PoolMethod::Avg,
+        ..max
+    };
+    let y = pool::forward(&x, &avg).unwrap();
+    assert_eq!(y.data(), &[7. / 4., 10. / 4., 30. / 4., 17. / 4.]);
+    // 3x3 windows, stride 1: the maxima of the four overlapping windows.
+    let o = opts(PoolMethod::Max, [3, 3], [1, 1], Pad::all(0));
+    assert_eq!(pool::forward(&x, &o).unwrap().data(), &[8., 8., 9., 10.]);
+}
+
+#[test]
+fn padding_is_minus_infinity_for_max_and_not_counted_for_avg() {
+    let x = t4([1, 1, 2, 2], &[-1., -2., -3., -4.]);
+    let max = opts(PoolMethod::Max, [2, 2], [2, 2], Pad::all(1));
+    let y = pool::forward(&x, &max).unwrap();
+    assert_eq!(y.shape(), &[1, 1, 2, 2]);
+    assert_eq!(y.data(), &[-1., -2., -3., -4.]);
+    let mut avg = PoolOpts {
+        method: PoolMethod::Avg,
+        ..max
+    };
+    assert_eq!(
+        pool::forward(&x, &avg).unwrap().data(),
+        &[-1., -2., -3., -4.]
+    );
+    avg.count_pad = true;
+    assert_eq!(
+        pool::forward(&x, &avg).unwrap().data(),
+        &[-0.25, -0.5, -0.75, -1.0]
+    );
+    // Asymmetric: one row of padding on top only, windows 2x1.
+    let o = opts(PoolMethod::Avg, [2, 1], [1, 1], Pad::new(1, 0, 0, 0));
+    let y = pool::forward(&x, &o).unwrap();
+    assert_eq!(y.shape(), &[1, 1, 2, 2]);
+    assert_eq!(y.data(), &[-1., -2., -2., -3.]);
+}
+
+#[test]
+fn max_backward_routes_to_the_first_maximum() {
+    let x = t4([1, 1, 2, 2], &[3., 3., 3., 3.]);
+    let o = opts(PoolMethod::Max, [2, 2], [2, 2], Pad::all(0));
+    let dx = pool::backward(&x, &o, &t4([1, 1, 1, 1], &[5.])).unwrap();
+    assert_eq!(dx.data(), &[5., 0., 0., 0.]);
+    // Overlapping windows (generic path) with ties: each window's first maximum.
+    let x = t4([1, 1, 2, 3], &[1., 2., 2., 0., 2., 2.]);
+    let o = opts(PoolMethod::Max, [2, 2], [1, 1], Pad::all(0));
+    let dx = pool::backward(&x, &o, &t4([1, 1, 1, 2], &[1., 10.])).unwrap();
+    assert_eq!(dx.data(), &[0., 11., 0., 0., 0., 0.]);
+}
+
+/// A direct reference: pads an explicit copy with -inf (max) or NaN markers (avg).
+fn reference(x: &Tensor, o: &PoolOpts) -> Vec<f64> {
+    let d = x.dims4().unwrap();
+    let (kh, kw) = (o.window[0], o.window[1]);
+    let ph = d.h + o.pad.top + o.pad.bottom;
+    let pw = d.w + o.pad.left + o.pad.right;
+    let oh = (ph - kh) / o.stride[0] + 1;
+    let ow = (pw - kw) / o.stride[1] + 1;
+    let mut out = Vec::new();
+    for n in 0..d.n {
+        for c in 0..d.c {
+            for i in 0..oh {
+                for j in 0..ow {
+                    let mut vals = Vec::new();
+                    for a in 0..kh {
+                        for b in 0..kw {
+                            let r = (i * o.stride[0] + a) as isize - o.pad.top as isize;
+                            let s = (j * o.stride[1] + b) as isize - o.pad.left as isize;
+                            let inside =
+                                r >= 0 && s >= 0 && (r as usize) < d.h && (s as usize) < d.w;
+                            vals.push(inside.then(|| x.at4(n, c, r as usize, s as usize) as f64));
+                        }
+                    }
+                    let real: Vec<f64> = vals.iter().flatten().copied().collect();
+                    out.push(match o.method {
+                        PoolMethod::Max => real.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                        PoolMethod::Avg => {
+                            let div = if o.count_pad { vals.len() } else { real.len() };
+                            real.iter().sum::<f64>() / div as f64
+                        }
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every configuration of the enumeration whose pads are smaller than the windows.
+fn configs() -> Vec<PoolOpts> {
+    let pads = [
+        Pad::all(0),
+        Pad::new(1, 0, 0, 1),
+        Pad::new(0, 2, 1, 0),
+        Pad::new(2, 1, 0, 2),
+        Pad::all(1),
+    ];
+    let mut v = Vec::new();
+    for kh in 1..=3 {
+        for kw in 1..=3 {
+            for sh in 1..=3 {
+                for sw in 1..=3 {
+                    for &pad in &pads {
+                        if pad.top.max(pad.bottom) >= kh || pad.left.max(pad.right) >= kw {
+                            continue;
+                        }
+                        for (method, count_pad) in [
+                            (PoolMethod::Max, false),
+                            (PoolMethod::Avg, false),
+                            (PoolMethod::Avg, true),
+                        ] {
+                            v.push(PoolOpts {
+                                method,
+                                window: [kh, kw],
+                                stride: [sh, sw],
+                                pad,
+                                count_pad,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    v
+}
+
+const SHAPES: [[usize; 4]; 3] = [[2, 2, 5, 7], [3, 1, 6, 5], [1, 2, 4, 4]];
+
+#[test]
+fn forward_matches_a_direct_reference() {
+    let cs = configs();
+    assert!(cs.len() > 500, "{}", cs.len());
+    for (i, o) in cs.iter().enumerate() {
+        let x = gradcheck::random(&SHAPES[i % SHAPES.len()], i as u64);
+        let y = pool::forward(&x, o).unwrap();
+        let r = reference(&x, o);
+        assert_eq!(y.len(), r.len(), "{o:?}");
+        for (k, (&a, &b)) in y.data().iter().zip(&r).enumerate() {
+            assert!((a as f64 - b).abs() <= 1e-6, "{o:?} output {k}: {a} vs {b}");
+        }
+    }
+}
+
+#[test]
+fn fast_2x2_path_matches_reference_on_odd_sizes() {
+    let o = opts(PoolMethod::Max, [2, 2], [2, 2], Pad::all(0));
+    for (i, shape) in [[2, 3, 7, 9], [1, 1, 2, 2], [2, 2, 5, 4], [1, 40, 64, 64]]
+        .iter()
+        .enumerate()
+    {
+        let x = gradcheck::random(shape, 100 + i as u64);
+        let y = pool::forward(&x, &o).unwrap();
+        let r = reference(&x, &o);
+        assert!(
+            y.data().iter().zip(&r).all(|(&a, &b)| a as f64 == b),
+            "{shape:?}"
+        );
+    }
+}
+
+#[test]
+fn derivatives_match_over_the_enumeration() {
+    let tol = Tolerance {
+        eps: 2e-3,
+        rtol: 1e-3,
+        atol: 1e-3,
+    };
+    for (i, o) in configs().iter().enumerate() {
+        // Spaced values (gaps of 2/140 at least) keep every maximum where it is.
+        let x = gradcheck::spaced(&SHAPES[i % SHAPES.len()], i as u64);
+        let r = gradcheck::check(
+            &[x],
+            |x| pool::forward(&x[0], o),
+            |x, dy| Ok(vec![Some(pool::backward(&x[0], o, dy)?)]),
+            tol,
+            i as u64,
+        );
+        assert!(r.is_ok(), "{o:?}: {r:?}");
+    }
+}
+
+#[test]
+fn bad_options_and_shapes_are_errors_naming_pool() {
+    let x = gradcheck::random(&[1, 2, 4, 5], 1);
+    let good = opts(PoolMethod::Max, [2, 2], [2, 2], Pad::all(0));
+    let bad = [
+        PoolOpts {
+            window: [0, 2],
+            ..good
+        },
+        PoolOpts {
+            stride: [2, 0],
+            ..good
+        },
+        PoolOpts {
+            window: [5, 2],
+            ..good
+        },
+        PoolOpts {
+            pad: Pad::new(2, 0, 0, 0),
+            ..good
+        },
+        PoolOpts {
+            pad: Pad::new(0, 0, 0, 3),
+            ..good
+        },
+    ];
+    let expect = ["window 0", "stride 0", "height", "pad top 2", "pad right 3"];
+    for (o, want) in bad.iter().zip(expect) {
+        let e = pool::forward(&x, o).unwrap_err().to_string();
+        assert!(e.starts_with("pool: ") && e.contains(want), "{e}");
+        assert!(pool::backward(&x, o, &x).is_err());
+    }
+    let e = pool::backward(&x, &good, &x).unwrap_err().to_string();
+    assert!(
+        e.starts_with("pool: dy has shape 1x2x4x5") && e.contains("1x2x2x2"),
+        "{e}"
+    );
+    let x5 = Tensor::zeros(&[1, 1, 1, 4, 4]).unwrap();
+    assert!(pool::forward(&x5, &good)
+        .unwrap_err()
+        .to_string()
+        .starts_with("pool: "));
+    let empty = Tensor::zeros(&[1, 1, 0, 4]).unwrap();
+    let e = pool::forward(&empty, &good).unwrap_err().to_string();
+    assert!(e.starts_with("pool: ") && e.contains("empty"), "{e}");
+}
+
+#[test]
+fn empty_batch_gives_an_empty_output() {
+    let x = Tensor::zeros(&[0, 3, 4, 4]).unwrap();
+    let o = opts(PoolMethod::Max, [2, 2], [2, 2], Pad::all(0));
+    let y = pool::forward(&x, &o).unwrap();
+    assert_eq!(y.shape(), &[0, 3, 2, 2]);
+    assert!(pool::backward(&x, &o, &y).unwrap().is_empty());
+}
+
+/// Throughput on the benchmark case; run with
+/// `RAYON_NUM_THREADS=2 cargo test --release -p convnet --test pool_tests -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput_max_2x2_on_16x64x112x112() {
+    let x = gradcheck::random(&[16, 64, 112, 112], 3);
+    for (name, o) in [
+        (
+            "max 2x2/2",
+            opts(PoolMethod::Max, [2, 2], [2, 2], Pad::all(0)),
+        ),
+        (
+            "max 3x3/2 pad 1",
+            opts(PoolMethod::Max, [3, 3], [2, 2], Pad::all(1)),
+        ),
+        (
+            "avg 2x2/2",
+            opts(PoolMethod::Avg, [2, 2], [2, 2], Pad::all(0)),
+        ),
+    ] {
+        let y = pool::forward(&x, &o).unwrap();
+        let bytes = 4.0 * (x.len() + y.len()) as f64;
+        let reps = 20;
+        let t = std::time::Instant::now();
+        for _ in 0..reps {
+            std::hint::black_box(pool::forward(&x, &o).unwrap());
+        }
+        let f = t.elapsed().as_secs_f64() / reps as f64;
+        let t = std::time::Instant::now();
+        for _ in 0..5 {
+            std::hint::black_box(pool::backward(&x, &o, &y).unwrap());
+        }
+        let b = t.elapsed().as_secs_f64() / 5.0;
+        println!(
+            "{name}: forward {:.2} ms {:.2} GB/s, backward {:.2} ms {:.2} GB/s ((x+dy+dx) bytes)",
+            f * 1e3,
+            bytes / f / 1e9,
+            b * 1e3,
+            4.0 * (2 * x.len() + y.len()) as f64 / b / 1e9
+        );
+    }
+}
