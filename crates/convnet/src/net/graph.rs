@@ -1,11 +1,14 @@
 //! The network: layers in a topological order over named variables, with their
 //! parameters, run forward and backward.
 
-use super::desc::NetDesc;
+use super::desc::{LayerDesc, NetDesc};
+use super::init::Init;
 use super::layer::{LayerKind, Param};
 use super::Mode;
+use crate::blocks::loss::LossKind;
+use crate::blocks::{activation, bnorm, concat, conv, convt, dropout, loss, lrn, pool, softmax};
 use crate::error::{Error, Result};
-use crate::tensor::Tensor;
+use crate::tensor::{fmt_shape, Dims4, Tensor};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
@@ -22,6 +25,7 @@ pub struct Layer {
     output_id: usize,
     /// Dropout's mask from the last training-mode forward.
     mask: Option<Tensor>,
+    init: Init,
 }
 
 /// A graph network. Build it with [`Network::new`] (zero weights) or
@@ -41,9 +45,43 @@ pub struct Network {
 
 impl Network {
     /// Builds the network with zero weights (unit batch-norm gains and variances).
+    ///
+    /// When the description has a `prediction` and no metrics, the layers `top1err`
+    /// (class error) and `top5err` (top-5 error) are added, reading `prediction` and
+    /// `label`; like the loss they are skipped when no `label` is given.
     pub fn new(desc: &NetDesc) -> Result<Network> {
-        let _ = desc;
-        Err(Error::Invalid("network building is not written yet".into()))
+        let full = with_metrics(desc);
+        let plan = Plan::new(&full)?;
+        let desc_full = &full;
+        let mut params: Vec<Param> = Vec::new();
+        let mut layers = Vec::with_capacity(plan.order.len());
+        for &li in &plan.order {
+            let l = &desc_full.layers[li];
+            let ids = layer_params(desc_full, l, &plan.param_shapes[li], &mut params)?;
+            layers.push(Layer {
+                name: l.name.clone(),
+                kind: l.kind.clone(),
+                inputs: l.inputs.clone(),
+                output: l.outputs[0].clone(),
+                params: ids,
+                input_ids: plan.layer_inputs[li].clone(),
+                output_id: plan.layer_output[li],
+                mask: None,
+                init: l.init.unwrap_or(desc.init),
+            });
+        }
+        let n = plan.var_names.len();
+        Ok(Network {
+            desc: desc.clone(),
+            layers,
+            params,
+            var_names: plan.var_names,
+            values: vec![None; n],
+            grads: vec![None; n],
+            input_grads: false,
+            rng: Xoshiro256PlusPlus::seed_from_u64(0),
+            last_mode: None,
+        })
     }
 
     /// Builds the network and initialises its weights from `seed`.
@@ -53,9 +91,28 @@ impl Network {
         Ok(net)
     }
 
-    /// Draws every weight again from the description's initialisation, seeded.
+    /// Draws every weight again from the description's initialisation, seeded: one
+    /// stream, parameters in order (a shared parameter is drawn once). Biases and
+    /// running means become 0, batch-norm gains and running variances 1.
     pub fn init(&mut self, seed: u64) {
-        let _ = seed;
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut done = vec![false; self.params.len()];
+        for layer in &self.layers {
+            let init = layer.init;
+            for (k, &pi) in layer.params.iter().enumerate() {
+                if std::mem::replace(&mut done[pi], true) {
+                    continue;
+                }
+                let p = &mut self.params[pi];
+                match (&layer.kind, k) {
+                    (LayerKind::Conv { .. } | LayerKind::ConvT { .. }, 0) => {
+                        init.fill(&mut p.value, &mut rng)
+                    }
+                    (LayerKind::BNorm { .. }, 0 | 3) => p.value.data_mut().fill(1.0),
+                    _ => p.value.data_mut().fill(0.0),
+                }
+            }
+        }
     }
 
     pub fn desc(&self) -> &NetDesc {
@@ -116,8 +173,8 @@ impl Network {
                 p.layer.clone(),
                 format!(
                     "tensor '{name}' has shape {} but {} was given",
-                    crate::tensor::fmt_shape(p.value.shape()),
-                    crate::tensor::fmt_shape(value.shape())
+                    fmt_shape(p.value.shape()),
+                    fmt_shape(value.shape())
                 ),
             ));
         }
@@ -141,17 +198,150 @@ impl Network {
     /// (e.g. `[("input", &x), ("label", &y)]`). Layers missing an input (the loss
     /// and metrics when no `label` is given) are skipped, and so are their outputs.
     pub fn forward(&mut self, inputs: &[(&str, &Tensor)], mode: Mode) -> Result<()> {
-        let _ = (inputs, mode);
-        Err(Error::Invalid("forward is not written yet".into()))
+        self.values.iter_mut().for_each(|v| *v = None);
+        self.grads.iter_mut().for_each(|v| *v = None);
+        self.last_mode = None;
+        for (name, t) in inputs {
+            let id = self.input_id(name)?;
+            self.values[id] = Some((*t).clone());
+        }
+        let Network {
+            layers,
+            params,
+            values,
+            rng,
+            ..
+        } = self;
+        for layer in layers.iter_mut() {
+            let xs: Option<Vec<&Tensor>> = layer
+                .input_ids
+                .iter()
+                .map(|&i| values[i].as_ref())
+                .collect();
+            let Some(xs) = xs else { continue };
+            let y = forward_layer(layer, &xs, params, rng, mode)
+                .map_err(|e| Error::layer(layer.name.clone(), e.to_string()))?;
+            values[layer.output_id] = Some(y);
+        }
+        self.last_mode = Some(mode);
+        Ok(())
+    }
+
+    /// The variable id of network input `name`, or an error listing the inputs.
+    fn input_id(&self, name: &str) -> Result<usize> {
+        let produced = |id: usize| self.layers.iter().any(|l| l.output_id == id);
+        match self.var_names.iter().position(|v| v == name) {
+            Some(id) if !produced(id) => Ok(id),
+            _ => {
+                let names: Vec<&str> = (0..self.var_names.len())
+                    .filter(|&i| !produced(i))
+                    .map(|i| self.var_names[i].as_str())
+                    .collect();
+                Err(Error::Invalid(format!(
+                    "'{name}' is not an input of network '{}' (its inputs: {})",
+                    self.desc.name,
+                    names.join(", ")
+                )))
+            }
+        }
+    }
+
+    /// Which variables need a derivative: those that depend on a trained parameter
+    /// (or on a network input, when input derivatives are asked for).
+    fn needs_grad(&self) -> Vec<bool> {
+        let mut need = vec![false; self.var_names.len()];
+        if self.input_grads {
+            for (i, n) in need.iter_mut().enumerate() {
+                *n = !self.layers.iter().any(|l| l.output_id == i) && self.var_names[i] != "label";
+            }
+        }
+        for l in &self.layers {
+            let trains = l.params.iter().any(|&p| self.params[p].trainable);
+            let fed = match l.kind {
+                // A loss differentiates its scores only, never labels or weights.
+                LayerKind::Loss(_) => need[l.input_ids[0]],
+                _ => l.input_ids.iter().any(|&i| need[i]),
+            };
+            need[l.output_id] = (trains || fed) && !l.kind.is_metric();
+        }
+        need
     }
 
     /// Back-propagates `dzdy` (dz/d objective; 1 gives gradients of the loss summed
     /// over the batch) from every loss output of the last forward. Parameter
     /// gradients are zeroed first, then summed (over the batch and over the layers
-    /// that share a parameter).
+    /// that share a parameter). Derivatives of intermediate variables are freed as
+    /// soon as they are used; those of network inputs are kept (see
+    /// [`Network::set_input_grads`]).
     pub fn backward(&mut self, dzdy: f32) -> Result<()> {
-        let _ = dzdy;
-        Err(Error::Invalid("backward is not written yet".into()))
+        match self.last_mode {
+            None => return Err(Error::Invalid("backward needs a forward first".into())),
+            Some(Mode::Test) if self.layers.iter().any(|l| matches!(l.kind, LayerKind::BNorm { .. })) => {
+                return Err(Error::Invalid(
+                    "backward after a test-mode forward: batch normalisation differentiates the training-mode forward only".into(),
+                ))
+            }
+            _ => {}
+        }
+        for p in self.params.iter_mut().filter(|p| p.trainable) {
+            if p.grad.shape() == p.value.shape() {
+                p.grad.data_mut().fill(0.0);
+            } else {
+                p.grad = Tensor::zeros(p.value.shape())?;
+            }
+        }
+        let need = self.needs_grad();
+        self.grads.iter_mut().for_each(|g| *g = None);
+        let mut seeded = false;
+        for l in self.layers.iter().filter(|l| l.kind.is_objective()) {
+            if self.values[l.output_id].is_some() {
+                self.grads[l.output_id] = Some(Tensor::full(&[1], dzdy)?);
+                seeded = true;
+            }
+        }
+        if !seeded {
+            return Err(Error::Invalid(
+                "backward: no loss was computed in the last forward (was 'label' given?)".into(),
+            ));
+        }
+        let Network {
+            layers,
+            params,
+            values,
+            grads,
+            ..
+        } = self;
+        for layer in layers.iter().rev() {
+            let Some(dy) = grads[layer.output_id].take() else {
+                continue;
+            };
+            let want: Vec<bool> = layer.input_ids.iter().map(|&i| need[i]).collect();
+            let trains = layer.params.iter().any(|&p| params[p].trainable);
+            if !trains && !want.contains(&true) {
+                continue;
+            }
+            let xs: Option<Vec<&Tensor>> = layer
+                .input_ids
+                .iter()
+                .map(|&i| values[i].as_ref())
+                .collect();
+            let xs = xs.ok_or_else(|| {
+                Error::layer(
+                    layer.name.clone(),
+                    "an input was not computed in the forward",
+                )
+            })?;
+            let dxs = backward_layer(layer, &xs, params, &dy, &want)
+                .map_err(|e| Error::layer(layer.name.clone(), e.to_string()))?;
+            for ((&i, dx), &w) in layer.input_ids.iter().zip(dxs).zip(&want) {
+                let (Some(dx), true) = (dx, w) else { continue };
+                match &mut grads[i] {
+                    Some(g) => g.axpy(1.0, &dx)?,
+                    g => *g = Some(dx),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A variable's value after the last forward (None if it was not computed).
@@ -185,4 +375,554 @@ impl Network {
     pub fn var_names(&self) -> &[String] {
         &self.var_names
     }
+}
+
+/// `desc` with the metric layers `top1err` and `top5err` added when it has a
+/// `prediction` and neither metric.
+fn with_metrics(desc: &NetDesc) -> NetDesc {
+    let mut d = desc.clone();
+    let outputs = || desc.layers.iter().flat_map(|l| &l.outputs);
+    let has = |name: &str| outputs().any(|o| o == name);
+    if !has("prediction") || has("top1err") || has("top5err") {
+        return d;
+    }
+    for (name, kind) in [
+        ("top1err", LossKind::ClassError),
+        ("top5err", LossKind::TopKError(5)),
+    ] {
+        let mut l = LayerDesc::new(name, LayerKind::Loss(kind));
+        l.inputs = vec!["prediction".into(), "label".into()];
+        l.outputs = vec![name.into()];
+        d.layers.push(l);
+    }
+    d
+}
+
+/// The network's wiring and sizes for one image, worked out from a description
+/// without any data: execution order, variables and their sizes, parameter shapes.
+pub(crate) struct Plan {
+    /// Description indices of the layers, in execution order.
+    pub order: Vec<usize>,
+    pub var_names: Vec<String>,
+    /// Size of each variable for a batch of one.
+    pub var_dims: Vec<Dims4>,
+    /// Per description layer: its input and output variable ids.
+    pub layer_inputs: Vec<Vec<usize>>,
+    pub layer_output: Vec<usize>,
+    /// Per description layer: shapes of its parameters, then of its buffers.
+    pub param_shapes: Vec<Vec<Vec<usize>>>,
+}
+
+impl Plan {
+    pub fn new(desc: &NetDesc) -> Result<Plan> {
+        let mut var_names: Vec<String> = desc.inputs.iter().map(|i| i.name.clone()).collect();
+        let mut var_dims: Vec<Option<Dims4>> = desc
+            .inputs
+            .iter()
+            .map(|i| Some(Dims4::new(1, i.size[2], i.size[0], i.size[1])))
+            .collect();
+        if !var_names.iter().any(|v| v == "label") {
+            var_names.push("label".into());
+            var_dims.push(Some(Dims4::new(1, 1, 1, 1)));
+        }
+        let n_inputs = var_names.len();
+        let mut layer_output = Vec::with_capacity(desc.layers.len());
+        for l in &desc.layers {
+            let [out] = &l.outputs[..] else {
+                return Err(
+                    desc.layer_error(l, format!("a layer has one output, got {:?}", l.outputs))
+                );
+            };
+            if let Some(i) = var_names.iter().position(|v| v == out) {
+                let owner = if i < n_inputs {
+                    "a network input".to_string()
+                } else {
+                    let k = layer_output.iter().position(|&o| o == i).unwrap_or(0);
+                    format!("the output of layer '{}'", desc.layers[k].name)
+                };
+                return Err(desc.layer_error(l, format!("output '{out}' is already {owner}")));
+            }
+            layer_output.push(var_names.len());
+            var_names.push(out.clone());
+            var_dims.push(None);
+        }
+        let mut layer_inputs = Vec::with_capacity(desc.layers.len());
+        for l in &desc.layers {
+            if l.inputs.is_empty() {
+                return Err(desc.layer_error(l, "no inputs".into()));
+            }
+            let ids = l
+                .inputs
+                .iter()
+                .map(|v| {
+                    var_names.iter().position(|n| n == v).ok_or_else(|| {
+                        desc.layer_error(
+                            l,
+                            format!(
+                                "input '{v}' is neither a network input nor any layer's output"
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            layer_inputs.push(ids);
+        }
+        // Kahn's algorithm, taking the first ready layer in description order, so a
+        // chain runs in the order it is written.
+        let mut order = Vec::with_capacity(desc.layers.len());
+        let mut placed = vec![false; desc.layers.len()];
+        let mut ready: Vec<bool> = (0..var_names.len()).map(|i| i < n_inputs).collect();
+        while order.len() < desc.layers.len() {
+            let next = (0..desc.layers.len())
+                .find(|&k| !placed[k] && layer_inputs[k].iter().all(|&i| ready[i]));
+            let Some(k) = next else {
+                let stuck: Vec<&str> = (0..desc.layers.len())
+                    .filter(|&k| !placed[k])
+                    .map(|k| desc.layers[k].name.as_str())
+                    .collect();
+                let first = (0..desc.layers.len())
+                    .find(|&k| !placed[k])
+                    .map(|k| &desc.layers[k]);
+                let msg =
+                    format!("the layers {stuck:?} form a cycle (each waits for another's output)");
+                return Err(match first {
+                    Some(l) => desc.layer_error(l, msg),
+                    None => Error::file(&desc.origin, None, msg),
+                });
+            };
+            placed[k] = true;
+            ready[layer_output[k]] = true;
+            order.push(k);
+        }
+        let mut param_shapes = vec![Vec::new(); desc.layers.len()];
+        for &k in &order {
+            let l = &desc.layers[k];
+            let xs: Vec<Dims4> = layer_inputs[k]
+                .iter()
+                .map(|&i| var_dims[i].unwrap_or(Dims4::new(1, 1, 1, 1)))
+                .collect();
+            let (y, shapes) = infer(l, &xs).map_err(|m| desc.layer_error(l, m))?;
+            var_dims[layer_output[k]] = Some(y);
+            param_shapes[k] = shapes;
+        }
+        Ok(Plan {
+            order,
+            var_names,
+            var_dims: var_dims
+                .into_iter()
+                .map(|d| d.unwrap_or(Dims4::new(1, 1, 1, 1)))
+                .collect(),
+            layer_inputs,
+            layer_output,
+            param_shapes,
+        })
+    }
+}
+
+/// Fails unless a layer of `kind` gets between `lo` and `hi` inputs.
+fn arity(kind: &LayerKind, n: usize) -> std::result::Result<(), String> {
+    let (lo, hi) = match kind {
+        LayerKind::Concat | LayerKind::Sum => (1, usize::MAX),
+        LayerKind::Loss(_) => (2, 3),
+        _ => (1, 1),
+    };
+    if n < lo || n > hi {
+        let want = match kind {
+            LayerKind::Loss(_) => "2 (scores, labels) or 3 (with weights)".to_string(),
+            _ if hi == usize::MAX => format!("at least {lo}"),
+            _ => lo.to_string(),
+        };
+        return Err(format!(
+            "a {} layer takes {want} inputs, got {n}",
+            kind.type_name()
+        ));
+    }
+    Ok(())
+}
+
+/// Output size and parameter shapes of layer `l` for inputs of sizes `xs`.
+fn infer(l: &LayerDesc, xs: &[Dims4]) -> std::result::Result<(Dims4, Vec<Vec<usize>>), String> {
+    arity(&l.kind, xs.len())?;
+    let x = xs[0];
+    let same = |d: Dims4| -> std::result::Result<Dims4, String> {
+        match xs.iter().position(|v| *v != d) {
+            Some(k) => Err(format!(
+                "input {k} ('{}') has size {} but input 0 has {}",
+                l.inputs[k], xs[k], d
+            )),
+            None => Ok(d),
+        }
+    };
+    let e = |e: Error| e.to_string();
+    Ok(match &l.kind {
+        LayerKind::Conv {
+            kernel,
+            out,
+            opts,
+            bias,
+        } => {
+            let [kh, kw] = kernel.unwrap_or([x.h, x.w]);
+            let g = opts.groups.max(1);
+            if x.c % g != 0 {
+                return Err(format!(
+                    "groups {g} must divide the {} input channels of x {x}",
+                    x.c
+                ));
+            }
+            if let Some(c) = l.size_in.filter(|&c| c != x.c / g) {
+                return Err(format!(
+                    "'size' gives {c} input channels per group but the input {x} has {} / {g} groups",
+                    x.c
+                ));
+            }
+            let w = vec![*out, x.c / g, kh, kw];
+            let y = conv::out_dims(x, &w, opts).map_err(e)?;
+            (y, with_bias(w, *bias, *out))
+        }
+        LayerKind::ConvT {
+            kernel,
+            out,
+            opts,
+            bias,
+        } => {
+            let g = opts.groups.max(1);
+            if out % g != 0 {
+                return Err(format!("groups {g} must divide the {out} output channels"));
+            }
+            let w = vec![x.c, out / g, kernel[0], kernel[1]];
+            let y = convt::out_dims(x, &w, opts).map_err(e)?;
+            (y, with_bias(w, *bias, *out))
+        }
+        LayerKind::Pool(o) => (pool::out_dims(x, o).map_err(e)?, vec![]),
+        LayerKind::Loss(_) => {
+            let site = Dims4::new(x.n, 1, x.h, x.w);
+            let lab = xs[1];
+            let binary = matches!(
+                l.kind,
+                LayerKind::Loss(loss::LossKind::Logistic | loss::LossKind::Hinge)
+            );
+            let want = if binary { x } else { site };
+            // Labels of a network input are sized per image at run time; only a
+            // label computed by a layer is checked here.
+            if l.inputs[1] != "label" && lab != want {
+                return Err(format!(
+                    "labels '{}' have size {lab} but scores {x} need {want}",
+                    l.inputs[1]
+                ));
+            }
+            (Dims4::new(1, 1, 1, 1), vec![])
+        }
+        LayerKind::BNorm { .. } => (x, vec![vec![x.c]; 4]),
+        LayerKind::Concat => {
+            for (k, d) in xs.iter().enumerate() {
+                if (d.h, d.w) != (x.h, x.w) {
+                    return Err(format!(
+                        "input {k} ('{}') has size {d} but input 0 has {x}: height and width must agree",
+                        l.inputs[k]
+                    ));
+                }
+            }
+            (
+                Dims4::new(x.n, xs.iter().map(|d| d.c).sum(), x.h, x.w),
+                vec![],
+            )
+        }
+        LayerKind::Crop(c) => (concat::crop_dims(x, *c).map_err(e)?, vec![]),
+        LayerKind::Sum => (same(x)?, vec![]),
+        LayerKind::Lrn(o) => {
+            o.check().map_err(e)?;
+            (x, vec![])
+        }
+        LayerKind::Relu { .. }
+        | LayerKind::Sigmoid
+        | LayerKind::Tanh
+        | LayerKind::Softmax
+        | LayerKind::LogSoftmax
+        | LayerKind::Dropout { .. } => (x, vec![]),
+    })
+}
+
+fn with_bias(w: Vec<usize>, bias: bool, out: usize) -> Vec<Vec<usize>> {
+    if bias {
+        vec![w, vec![out]]
+    } else {
+        vec![w]
+    }
+}
+
+/// Creates (or finds, when shared) the parameters and buffers of layer `l` and
+/// returns their indices.
+fn layer_params(
+    desc: &NetDesc,
+    l: &LayerDesc,
+    shapes: &[Vec<usize>],
+    params: &mut Vec<Param>,
+) -> Result<Vec<usize>> {
+    let trained = l.kind.param_names();
+    let names = trained.iter().chain(l.kind.buffer_names());
+    let mut ids = Vec::with_capacity(shapes.len());
+    for (k, (pname, shape)) in names.zip(shapes).enumerate() {
+        let trainable = k < trained.len();
+        let name = match l.params.get(k) {
+            Some(n) if trainable => n.clone(),
+            _ => format!("{}.{pname}", l.name),
+        };
+        if let Some(i) = params.iter().position(|p| p.name == name) {
+            if params[i].value.shape() != &shape[..] || !params[i].trainable || !trainable {
+                return Err(desc.layer_error(
+                    l,
+                    format!(
+                        "parameter '{name}' is shared with layer '{}', where it has shape {}, but here it needs {}",
+                        params[i].layer,
+                        fmt_shape(params[i].value.shape()),
+                        fmt_shape(shape)
+                    ),
+                ));
+            }
+            ids.push(i);
+            continue;
+        }
+        let mut value = Tensor::zeros(shape)?;
+        if matches!(l.kind, LayerKind::BNorm { .. }) && (k == 0 || k == 3) {
+            value.data_mut().fill(1.0);
+        }
+        params.push(Param {
+            name,
+            layer: l.name.clone(),
+            value,
+            grad: Tensor::default(),
+            lr_mult: if trainable {
+                l.lr_mult.get(k).copied().unwrap_or(1.0)
+            } else {
+                0.0
+            },
+            decay_mult: if trainable {
+                l.decay_mult.get(k).copied().unwrap_or(1.0)
+            } else {
+                0.0
+            },
+            trainable,
+        });
+        ids.push(params.len() - 1);
+    }
+    Ok(ids)
+}
+
+/// The value of a layer's `k`-th parameter.
+fn pv<'a>(layer: &Layer, params: &'a [Param], k: usize) -> Result<&'a Tensor> {
+    layer
+        .params
+        .get(k)
+        .and_then(|&i| params.get(i))
+        .map(|p| &p.value)
+        .ok_or_else(|| Error::layer(layer.name.clone(), format!("parameter {k} is missing")))
+}
+
+fn bias_of<'a>(layer: &Layer, params: &'a [Param], bias: bool) -> Result<Option<&'a Tensor>> {
+    if bias {
+        pv(layer, params, 1).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+fn forward_layer(
+    layer: &mut Layer,
+    xs: &[&Tensor],
+    params: &mut [Param],
+    rng: &mut Xoshiro256PlusPlus,
+    mode: Mode,
+) -> Result<Tensor> {
+    let x = xs[0];
+    Ok(match &layer.kind {
+        LayerKind::Conv { opts, bias, .. } => conv::forward(
+            x,
+            pv(layer, params, 0)?,
+            bias_of(layer, params, *bias)?,
+            opts,
+        )?,
+        LayerKind::ConvT { opts, bias, .. } => convt::forward(
+            x,
+            pv(layer, params, 0)?,
+            bias_of(layer, params, *bias)?,
+            opts,
+        )?,
+        LayerKind::Pool(o) => pool::forward(x, o)?,
+        LayerKind::Relu { leak } => activation::relu_forward(x, *leak),
+        LayerKind::Sigmoid => activation::sigmoid_forward(x),
+        LayerKind::Tanh => activation::tanh_forward(x),
+        LayerKind::Softmax => softmax::softmax_forward(x)?,
+        LayerKind::LogSoftmax => softmax::log_softmax_forward(x)?,
+        LayerKind::Loss(kind) => {
+            let v = loss::forward(x, xs[1], xs.get(2).copied(), *kind)?;
+            Tensor::full(&[1], v)?
+        }
+        LayerKind::Dropout { rate } => match mode {
+            Mode::Train => {
+                let mask = dropout::make_mask(x.shape(), *rate, rng)?;
+                let y = dropout::forward(x, &mask)?;
+                layer.mask = Some(mask);
+                y
+            }
+            Mode::Test => {
+                layer.mask = None;
+                x.clone()
+            }
+        },
+        LayerKind::BNorm { eps, momentum } => {
+            let (gain, bias) = (pv(layer, params, 0)?, pv(layer, params, 1)?);
+            match mode {
+                Mode::Train => {
+                    let (y, m) = bnorm::forward_train(x, gain, bias, *eps)?;
+                    update_running(layer, params, x, &m, *eps, *momentum)?;
+                    y
+                }
+                Mode::Test => {
+                    let mean = pv(layer, params, 2)?.data().to_vec();
+                    let std = pv(layer, params, 3)?
+                        .data()
+                        .iter()
+                        .map(|v| (v + eps).sqrt())
+                        .collect();
+                    bnorm::forward_test(x, gain, bias, &bnorm::Moments { mean, std })?
+                }
+            }
+        }
+        LayerKind::Lrn(o) => lrn::forward(x, o)?,
+        LayerKind::Concat => concat::concat_forward(xs)?,
+        LayerKind::Crop(c) => concat::crop_forward(x, *c)?,
+        LayerKind::Sum => {
+            let mut y = x.clone();
+            for (k, t) in xs.iter().enumerate().skip(1) {
+                y.axpy(1.0, t).map_err(|e| {
+                    Error::Invalid(format!("sum: input {k} ('{}'): {e}", layer.inputs[k]))
+                })?;
+            }
+            y
+        }
+    })
+}
+
+/// `running = (1 - momentum) * running + momentum * batch`, with the batch's
+/// unbiased variance (as PyTorch keeps it).
+fn update_running(
+    layer: &Layer,
+    params: &mut [Param],
+    x: &Tensor,
+    m: &bnorm::Moments,
+    eps: f32,
+    momentum: f32,
+) -> Result<()> {
+    let d = x.dims4()?;
+    let count = (d.n * d.plane()) as f32;
+    let unbias = if count > 1.0 {
+        count / (count - 1.0)
+    } else {
+        1.0
+    };
+    let (Some(&mi), Some(&vi)) = (layer.params.get(2), layer.params.get(3)) else {
+        return Err(Error::layer(
+            layer.name.clone(),
+            "running moments are missing",
+        ));
+    };
+    for (r, &b) in params[mi].value.data_mut().iter_mut().zip(&m.mean) {
+        *r = (1.0 - momentum) * *r + momentum * b;
+    }
+    for (r, &s) in params[vi].value.data_mut().iter_mut().zip(&m.std) {
+        let var = (s * s - eps).max(0.0) * unbias;
+        *r = (1.0 - momentum) * *r + momentum * var;
+    }
+    Ok(())
+}
+
+/// Adds `g` to the gradient of the layer's `k`-th parameter.
+fn add_grad(layer: &Layer, params: &mut [Param], k: usize, g: &Tensor) -> Result<()> {
+    match layer.params.get(k).and_then(|&i| params.get_mut(i)) {
+        Some(p) if p.trainable => p.grad.axpy(1.0, g),
+        _ => Ok(()),
+    }
+}
+
+/// The derivatives of the layer's inputs (None where not wanted) given dy, adding
+/// parameter gradients into `params`.
+fn backward_layer(
+    layer: &Layer,
+    xs: &[&Tensor],
+    params: &mut [Param],
+    dy: &Tensor,
+    want: &[bool],
+) -> Result<Vec<Option<Tensor>>> {
+    let x = xs[0];
+    let first = |dx: Result<Tensor>| -> Result<Vec<Option<Tensor>>> {
+        let mut v: Vec<Option<Tensor>> = vec![None; xs.len()];
+        if want[0] {
+            v[0] = Some(dx?);
+        }
+        Ok(v)
+    };
+    let has_params = !layer.params.is_empty();
+    if !has_params && !want.contains(&true) {
+        return Ok(vec![None; xs.len()]);
+    }
+    match &layer.kind {
+        LayerKind::Conv { opts, bias, .. } => {
+            let (w, b) = (pv(layer, params, 0)?, bias_of(layer, params, *bias)?);
+            let g = conv::backward(x, w, b, opts, dy, want[0])?;
+            conv_grads(layer, params, g)
+        }
+        LayerKind::ConvT { opts, bias, .. } => {
+            let (w, b) = (pv(layer, params, 0)?, bias_of(layer, params, *bias)?);
+            let g = convt::backward(x, w, b, opts, dy, want[0])?;
+            conv_grads(layer, params, g)
+        }
+        LayerKind::Pool(o) => first(pool::backward(x, o, dy)),
+        LayerKind::Relu { leak } => first(activation::relu_backward(x, *leak, dy)),
+        LayerKind::Sigmoid => first(activation::sigmoid_backward(x, dy)),
+        LayerKind::Tanh => first(activation::tanh_backward(x, dy)),
+        LayerKind::Softmax => first(softmax::softmax_backward(x, dy)),
+        LayerKind::LogSoftmax => first(softmax::log_softmax_backward(x, dy)),
+        LayerKind::Loss(kind) => {
+            let dzdy = dy.data().first().copied().unwrap_or(0.0);
+            first(loss::backward(x, xs[1], xs.get(2).copied(), *kind, dzdy))
+        }
+        LayerKind::Dropout { .. } => match &layer.mask {
+            Some(mask) => first(dropout::backward(mask, dy)),
+            None => first(Ok(dy.clone())),
+        },
+        LayerKind::BNorm { eps, .. } => {
+            let (gain, bias) = (pv(layer, params, 0)?, pv(layer, params, 1)?);
+            let g = bnorm::backward(x, gain, bias, *eps, dy)?;
+            add_grad(layer, params, 0, &g.dgain)?;
+            add_grad(layer, params, 1, &g.dbias)?;
+            first(Ok(g.dx))
+        }
+        LayerKind::Lrn(o) => first(lrn::backward(x, o, dy)),
+        LayerKind::Concat => {
+            let channels = xs
+                .iter()
+                .map(|t| t.dims4().map(|d| d.c))
+                .collect::<Result<Vec<_>>>()?;
+            let parts = concat::concat_backward(&channels, dy)?;
+            Ok(parts
+                .into_iter()
+                .zip(want)
+                .map(|(p, &w)| w.then_some(p))
+                .collect())
+        }
+        LayerKind::Crop(c) => first(concat::crop_backward(x.shape(), *c, dy)),
+        LayerKind::Sum => Ok(want.iter().map(|&w| w.then(|| dy.clone())).collect()),
+    }
+}
+
+fn conv_grads(
+    layer: &Layer,
+    params: &mut [Param],
+    g: conv::ConvGrads,
+) -> Result<Vec<Option<Tensor>>> {
+    add_grad(layer, params, 0, &g.dw)?;
+    if let Some(db) = &g.db {
+        add_grad(layer, params, 1, db)?;
+    }
+    Ok(vec![g.dx])
 }

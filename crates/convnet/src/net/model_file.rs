@@ -7,7 +7,9 @@ use super::desc::NetDesc;
 use super::graph::Network;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
-use std::collections::BTreeMap;
+use safetensors::tensor::{Dtype, SafeTensors, View};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// What a model file says besides its weights.
@@ -20,16 +22,89 @@ pub struct ModelMeta {
     pub raw: BTreeMap<String, String>,
 }
 
-/// Writes `net` to `path` atomically.
+/// Metadata keys.
+pub const DESCRIPTION: &str = "description";
+pub const CLASSES: &str = "classes";
+pub const NORMALIZATION: &str = "normalization";
+
+/// Writes `net` to `path` atomically, with its description, class names and the
+/// caller's `normalization` (any JSON text; "" for none).
 pub fn save_model(path: &Path, net: &Network, normalization: &str) -> Result<()> {
-    let _ = (path, net, normalization);
-    Err(Error::Invalid("model files are not written yet".into()))
+    let mut meta = BTreeMap::new();
+    meta.insert(DESCRIPTION.to_string(), net.desc().to_toml());
+    let classes = serde_json::to_string(net.classes())
+        .map_err(|e| Error::file(path, None, format!("class names: {e}")))?;
+    meta.insert(CLASSES.to_string(), classes);
+    meta.insert(NORMALIZATION.to_string(), normalization.to_string());
+    meta.insert("format".to_string(), "convnet-model".to_string());
+    save_tensors(path, &net.named_tensors(), meta)
 }
 
-/// Reads a model: the network (built from the stored description) and metadata.
+/// Reads a model: the network (built from the stored description, every weight
+/// and buffer from the file) and its metadata.
 pub fn load_model(path: &Path) -> Result<(Network, ModelMeta)> {
-    let _ = (path, NetDesc::parse);
-    Err(Error::Invalid("model files are not written yet".into()))
+    let (tensors, raw) = load_tensors(path)?;
+    let text = raw.get(DESCRIPTION).ok_or_else(|| {
+        Error::file(
+            path,
+            None,
+            "no network description in the metadata (is it a model file?)",
+        )
+    })?;
+    let desc = NetDesc::parse(text, &format!("{} (description)", path.display()))?;
+    let mut net = Network::new(&desc).map_err(|e| Error::file(path, None, e.to_string()))?;
+    let names: Vec<String> = net
+        .named_tensors()
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let mut tensors = tensors;
+    for name in &names {
+        let t = tensors
+            .remove(name)
+            .ok_or_else(|| Error::file(path, None, format!("tensor '{name}' is missing")))?;
+        net.set_tensor(name, t)
+            .map_err(|e| Error::file(path, None, format!("tensor '{name}': {e}")))?;
+    }
+    if let Some(extra) = tensors.keys().next() {
+        return Err(Error::file(
+            path,
+            None,
+            format!(
+                "tensor '{extra}' is not a parameter of network '{}'",
+                desc.name
+            ),
+        ));
+    }
+    let classes = match raw.get(CLASSES) {
+        Some(c) => serde_json::from_str(c)
+            .map_err(|e| Error::file(path, None, format!("metadata 'classes': {e}")))?,
+        None => desc.classes.clone(),
+    };
+    let meta = ModelMeta {
+        classes,
+        normalization: raw.get(NORMALIZATION).cloned().unwrap_or_default(),
+        raw,
+    };
+    Ok((net, meta))
+}
+
+/// An f32 tensor as safetensors sees it.
+struct F32View<'a>(&'a Tensor);
+
+impl View for F32View<'_> {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+    fn shape(&self) -> &[usize] {
+        self.0.shape()
+    }
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.0.data().iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+    fn data_len(&self) -> usize {
+        self.0.len() * 4
+    }
 }
 
 /// Writes named f32 tensors and string metadata as one safetensors file,
@@ -39,12 +114,69 @@ pub fn save_tensors(
     tensors: &[(&str, &Tensor)],
     metadata: BTreeMap<String, String>,
 ) -> Result<()> {
-    let _ = (path, tensors, metadata);
-    Err(Error::Invalid("model files are not written yet".into()))
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::file(path, None, "not a file name"))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp{}",
+        file_name.to_string_lossy(),
+        std::process::id()
+    ));
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some((dup, _)) = tensors.iter().find(|(n, _)| !seen.insert(*n)) {
+        return Err(Error::file(
+            path,
+            None,
+            format!("tensor '{dup}' is given twice"),
+        ));
+    }
+    let meta: HashMap<String, String> = metadata.into_iter().collect();
+    let views = tensors.iter().map(|(n, t)| (n.to_string(), F32View(t)));
+    let written = safetensors::serialize_to_file(views, &Some(meta), &tmp)
+        .map_err(|e| Error::file(path, None, format!("cannot write: {e}")))
+        .and_then(|()| {
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| Error::io(&tmp, e))
+        })
+        .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e)));
+    if written.is_err() {
+        // Best effort: the temporary file is the only thing left to clean.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Reads every tensor (f32 only) and the metadata of a safetensors file.
 pub fn load_tensors(path: &Path) -> Result<(BTreeMap<String, Tensor>, BTreeMap<String, String>)> {
-    let _ = path;
-    Err(Error::Invalid("model files are not written yet".into()))
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::file(path, None, format!("not a safetensors file: {e}")))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::file(path, None, format!("not a safetensors file: {e}")))?;
+    let mut tensors = BTreeMap::new();
+    for (name, view) in st.iter() {
+        if view.dtype() != Dtype::F32 {
+            return Err(Error::file(
+                path,
+                None,
+                format!("tensor '{name}' is {:?}, only F32 is read", view.dtype()),
+            ));
+        }
+        let data: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let t = Tensor::from_vec(view.shape(), data)
+            .map_err(|e| Error::file(path, None, format!("tensor '{name}': {e}")))?;
+        tensors.insert(name.to_string(), t);
+    }
+    let metadata = header
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Ok((tensors, metadata))
 }

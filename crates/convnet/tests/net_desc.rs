@@ -1,0 +1,233 @@
+//! Description files and the zoo: parsing, errors naming file/line/layer, the TOML
+//! round trip, and the `show` table's figures checked by hand.
+
+use convnet::net::{self, summarize, zoo, NetDesc, Network};
+
+fn parse_err(text: &str) -> String {
+    NetDesc::parse(text, "nets/t.toml").unwrap_err().to_string()
+}
+
+const HEADER: &str = "name = \"t\"\ninput = [8, 8, 1]\nclasses = 3\n";
+
+#[test]
+fn every_zoo_net_round_trips_through_toml() {
+    for name in zoo::NAMES {
+        let d = zoo::get(name).unwrap();
+        let text = d.to_toml();
+        let mut back =
+            NetDesc::parse(&text, "x.toml").unwrap_or_else(|e| panic!("{name}: {e}\n{text}"));
+        back.origin = d.origin.clone();
+        for l in &mut back.layers {
+            l.line = None;
+        }
+        assert_eq!(back, d, "{name}");
+        assert_eq!(net::resolve(name).unwrap(), d);
+    }
+    assert!(zoo::get("lenet5").is_none());
+}
+
+#[test]
+fn chain_defaults_wire_each_layer_to_the_previous_one() {
+    let text = format!(
+        "{HEADER}\n[[layer]]\nname = \"c\"\ntype = \"conv\"\nkernel = 3\nout = 4\npad = 1\n\n\
+         [[layer]]\nname = \"r\"\ntype = \"relu\"\nleak = 0.1\n\n\
+         [[layer]]\nname = \"f\"\ntype = \"fc\"\nout = 3\noutputs = [\"prediction\"]\n\n\
+         [[layer]]\nname = \"loss\"\ntype = \"softmaxlog\"\noutputs = [\"objective\"]\n"
+    );
+    let d = NetDesc::parse(&text, "a.toml").unwrap();
+    let wiring: Vec<(Vec<String>, Vec<String>)> = d
+        .layers
+        .iter()
+        .map(|l| (l.inputs.clone(), l.outputs.clone()))
+        .collect();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    assert_eq!(wiring[0], (s(&["input"]), s(&["c"])));
+    assert_eq!(wiring[1], (s(&["c"]), s(&["r"])));
+    assert_eq!(wiring[2], (s(&["r"]), s(&["prediction"])));
+    assert_eq!(wiring[3], (s(&["prediction", "label"]), s(&["objective"])));
+    assert_eq!(d.layers[1].line, Some(12));
+    assert_eq!(d.classes, vec!["0", "1", "2"]);
+    let net = Network::new(&d).unwrap();
+    assert_eq!(net.param("f.weight").unwrap().value.shape(), &[3, 4, 8, 8]);
+}
+
+#[test]
+fn errors_name_the_file_line_and_layer() {
+    let layer = |body: &str| {
+        format!("{HEADER}\n[[layer]]\nname = \"a\"\ntype = \"relu\"\n\n[[layer]]\n{body}\n")
+    };
+    // The second [[layer]] header is on line 9.
+    let cases = [
+        (
+            layer("name = \"b\"\ntype = \"convolution\""),
+            "unknown type 'convolution'",
+        ),
+        (
+            layer("name = \"b\"\ntype = \"conv\"\nkernel = 3\nout = 2\nstrid = 2"),
+            "option 'strid' does not apply to type 'conv'",
+        ),
+        (
+            layer("name = \"b\"\ntype = \"conv\"\nkernel = 3\nout = 2\nstride = 0"),
+            "'stride' must be positive",
+        ),
+        (
+            layer("name = \"b\"\ntype = \"pool\"\nkernel = 2\nmethod = \"median\""),
+            "'method' must be max or avg",
+        ),
+        (
+            layer("name = \"b\"\ntype = \"dropout\"\nrate = 1.5"),
+            "'rate' 1.5 must be in [0, 1)",
+        ),
+        (
+            layer("name = \"b\"\ntype = \"conv\"\nkernel = [3, 3, 3]\nout = 2"),
+            "'kernel' must be one number or two",
+        ),
+        (
+            layer("name = \"b\"\ntype = \"relu\"\nleak = \"x\""),
+            "invalid type",
+        ),
+        (
+            layer("name = \"b\"\ntype = \"relu\"\nrate = 0.5"),
+            "option 'rate' does not apply to type 'relu'",
+        ),
+    ];
+    for (text, want) in cases {
+        let e = parse_err(&text);
+        assert!(
+            e.starts_with("nets/t.toml:9: layer 'b': ") && e.contains(want),
+            "{e} (wanted {want})"
+        );
+    }
+    // Wiring errors are found when the network is built, and named the same way.
+    let build = |text: String| {
+        let d = NetDesc::parse(&text, "nets/t.toml").unwrap();
+        Network::new(&d).unwrap_err().to_string()
+    };
+    let e = build(layer(
+        "name = \"b\"\ntype = \"relu\"\ninputs = [\"nowhere\"]",
+    ));
+    assert!(
+        e.starts_with("nets/t.toml:9: layer 'b': input 'nowhere' is neither"),
+        "{e}"
+    );
+    let e = build(format!(
+        "{HEADER}\n[[layer]]\nname = \"a\"\ntype = \"sum\"\ninputs = [\"input\", \"b\"]\n\n\
+         [[layer]]\nname = \"b\"\ntype = \"relu\"\ninputs = [\"a\"]\n"
+    ));
+    assert!(
+        e.starts_with("nets/t.toml:5: layer 'a': ") && e.contains("cycle"),
+        "{e}"
+    );
+    assert!(e.contains("[\"a\", \"b\"]"), "{e}");
+    let e = build(layer("name = \"b\"\ntype = \"conv\"\nsize = [3, 3, 2, 4]"));
+    assert!(
+        e.starts_with("nets/t.toml:9: layer 'b': 'size' gives 2 input channels"),
+        "{e}"
+    );
+    let e = build(layer("name = \"b\"\ntype = \"conv\"\nkernel = 9\nout = 4"));
+    assert!(
+        e.starts_with("nets/t.toml:9: layer 'b': conv: height"),
+        "{e}"
+    );
+    let e = build(layer("name = \"b\"\ntype = \"relu\"\noutputs = [\"a\"]"));
+    assert!(
+        e.contains("output 'a' is already the output of layer 'a'"),
+        "{e}"
+    );
+    let e = build(layer("name = \"b\"\ntype = \"sum\"\ninputs = [\"input\", \"pooled\"]\n\n[[layer]]\nname = \"pooled\"\ntype = \"pool\"\nkernel = 2\nstride = 2\ninputs = [\"input\"]"));
+    assert!(
+        e.contains("input 1 ('pooled') has size 1x1x4x4 but input 0 has 1x1x8x8"),
+        "{e}"
+    );
+    // Duplicate names and TOML syntax errors.
+    let e = parse_err(&layer("name = \"a\"\ntype = \"relu\""));
+    assert!(
+        e.starts_with("nets/t.toml:9: layer 'a': another layer has the same name"),
+        "{e}"
+    );
+    let e = parse_err(&format!("{HEADER}\n[[layer]]\nname = \"a\"\ntype = relu\n"));
+    assert!(e.starts_with("nets/t.toml:7: "), "{e}");
+    let e = parse_err("input = [8, 8]\n");
+    assert!(e.contains("must be [height, width, channels]"), "{e}");
+}
+
+#[test]
+fn shared_parameters_must_agree_in_shape() {
+    let text = format!(
+        "{HEADER}\n[[layer]]\nname = \"a\"\ntype = \"conv\"\nkernel = 3\nout = 2\npad = 1\nparams = [\"w\", \"b\"]\n\n\
+         [[layer]]\nname = \"b\"\ntype = \"conv\"\nkernel = 3\nout = 2\npad = 1\nparams = [\"w\", \"b\"]\ninputs = [\"input\"]\n"
+    );
+    let net = Network::new(&NetDesc::parse(&text, "s.toml").unwrap()).unwrap();
+    let names: Vec<&str> = net.params().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["w", "b"]);
+    let bad = text.replacen(
+        "kernel = 3\nout = 2\npad = 1\nparams",
+        "kernel = 1\nout = 2\npad = 0\nparams",
+        1,
+    );
+    let e = Network::new(&NetDesc::parse(&bad, "s.toml").unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.starts_with("s.toml:13: layer 'b': parameter 'w' is shared with layer 'a'"),
+        "{e}"
+    );
+}
+
+#[test]
+fn lenet_table_matches_a_hand_count() {
+    let s = summarize(&zoo::get("lenet").unwrap(), None).unwrap();
+    let names: Vec<&str> = s.rows.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["conv1", "pool1", "conv2", "pool2", "conv3", "relu1", "conv4", "loss"]
+    );
+    let outs: Vec<[usize; 3]> = s.rows.iter().map(|r| r.out).collect();
+    assert_eq!(
+        outs[..7],
+        [
+            [24, 24, 20],
+            [12, 12, 20],
+            [8, 8, 50],
+            [4, 4, 50],
+            [1, 1, 500],
+            [1, 1, 500],
+            [1, 1, 10]
+        ]
+    );
+    // 5*5*1*20+20, 5*5*20*50+50, 4*4*50*500+500, 500*10+10.
+    let params: Vec<usize> = s.rows.iter().map(|r| r.params).collect();
+    assert_eq!(params, [520, 0, 25_050, 0, 400_500, 0, 5_010, 0]);
+    assert_eq!(s.total_params, 431_080);
+    // Receptive fields: 5, +1 (jump 2), +4*2, +1*2 (jump 4), +3*4.
+    let rf: Vec<usize> = s.rows.iter().map(|r| r.receptive[0]).collect();
+    assert_eq!(rf[..5], [5, 6, 14, 16, 28]);
+    // conv1: 576 outputs x 20 channels x (25 multiply-adds x 2 + 1 bias add).
+    assert_eq!(s.rows[0].flops, 576 * 20 * 51);
+    assert_eq!(s.rows[0].kernel, "5");
+    assert_eq!(s.rows[1].stride, "2");
+    assert_eq!(s.rows[0].act_bytes, 24 * 24 * 20 * 4);
+    let bigger = summarize(&zoo::get("lenet").unwrap(), Some([32, 32, 1])).unwrap();
+    assert_eq!(bigger.rows[4].out, [2, 2, 500]);
+    assert_eq!(bigger.total_params, 431_080);
+    assert!(summarize(&zoo::get("lenet").unwrap(), Some([8, 8, 1])).is_err());
+}
+
+#[test]
+fn zoo_parameter_counts_match_the_published_ones() {
+    let vgg = summarize(&zoo::get("vgg16").unwrap(), None).unwrap();
+    assert_eq!(vgg.rows.len(), 37);
+    assert_eq!(vgg.total_params, 138_357_544);
+    assert_eq!(vgg.rows[36].out, [1, 1, 1000]);
+    // torchvision's resnet18 (parameters, batch-norm buffers excluded).
+    let resnet = summarize(&zoo::get("resnet18").unwrap(), None).unwrap();
+    assert_eq!(resnet.total_params, 11_689_512);
+    assert_eq!(resnet.rows.iter().filter(|r| r.kind == "sum").count(), 8);
+    // Caffe's AlexNet with groups of two: 60,965,224.
+    let alex = summarize(&zoo::get("alexnet").unwrap(), None).unwrap();
+    assert_eq!(alex.total_params, 60_965_224);
+    let cifar = summarize(&zoo::get("cifar").unwrap(), None).unwrap();
+    let outs: Vec<[usize; 3]> = cifar.rows.iter().map(|r| r.out).collect();
+    assert_eq!(outs[2], [16, 16, 32]);
+    assert_eq!(outs[11], [1, 1, 10]);
+}
