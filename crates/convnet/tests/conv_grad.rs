@@ -405,6 +405,48 @@ fn fully_connected_and_pointwise_gradients() {
     }
 }
 
+/// Images large enough that the kernels build their column matrices a band of rows
+/// at a time: the forward against the reference loop, and both gradients through
+/// the identities `<dy, conv(x, w)> = <dx, x> = <dw, w>` (conv is linear in each).
+#[test]
+fn large_images_are_tiled_consistently() {
+    let cases = [
+        (Dims4::new(2, 8, 64, 64), Pad::all(1), [1, 1]),
+        (Dims4::new(3, 9, 70, 61), Pad::new(2, 0, 1, 3), [2, 1]),
+    ];
+    for (k, (xd, pad, stride)) in cases.into_iter().enumerate() {
+        let o = ConvOpts {
+            pad,
+            stride,
+            dilation: [1, 1],
+            groups: 1,
+        };
+        let x = random(&xd.to_vec(), 1);
+        let w = random(&[3, xd.c, 3, 3], 2);
+        for threads in [1, 2] {
+            let what = format!("x {xd} {o:?} threads {threads}");
+            let (y, dy, g) = in_pool(threads - 1, || {
+                let y = conv::forward(&x, &w, None, &o).unwrap();
+                let dy = random(y.shape(), 3 + k as u64);
+                let g = conv::backward(&x, &w, None, &o, &dy, true).unwrap();
+                (y, dy, g)
+            });
+            assert_close(y.data(), &conv_reference(&x, &w, None, &o), &what);
+            let z = y.dot(&dy);
+            let zx = g.dx.unwrap().dot(&x);
+            let zw = g.dw.dot(&w);
+            assert!(
+                (z - zx).abs() < 1e-3 * z.abs().max(1.0),
+                "{what}: {z} vs dx {zx}"
+            );
+            assert!(
+                (z - zw).abs() < 1e-3 * z.abs().max(1.0),
+                "{what}: {z} vs dw {zw}"
+            );
+        }
+    }
+}
+
 #[test]
 fn results_do_not_depend_on_runs() {
     let x = random(&[6, 4, 9, 7], 1);

@@ -23,6 +23,7 @@ use crate::blocks::Pad;
 use crate::tensor::Dims4;
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::ops::Range;
 
 /// The sizes of one convolution, checked by the block before any kernel runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,17 +112,44 @@ impl Geom {
 /// Columns a product aims for when images are small: batching several images into
 /// one product keeps the matrix kernel busy where one image gives few columns.
 const TARGET_COLS: usize = 2048;
-/// Largest column matrix (elements) built for one product.
+/// Largest column matrix (elements) built for several images at once.
 const MAX_COL: usize = 1 << 20;
+/// A single image whose column matrix is larger than this (elements, 1 MB) has it
+/// built a band of output rows at a time, so that each band is still in cache when
+/// the product reads it.
+const TILE: usize = 1 << 18;
 
 /// How the batch is cut: `parts` contiguous runs of `per_part` images (the last may
-/// be shorter), each processed `per_product` images at a time, and the thread count
-/// each product may use.
+/// be shorter), each processed `per_product` images at a time (or, one image at a
+/// time, `tile_rows` output rows at a time), and the thread count each product may use.
 #[derive(Clone, Copy, Debug)]
 struct Plan {
     per_part: usize,
     per_product: usize,
+    tile_rows: usize,
     threads: usize,
+}
+
+/// What one product covers: `nb` images from the current one, all their output rows
+/// when `nb` > 1, else the output rows `rows` of one image.
+#[derive(Clone, Debug)]
+struct Tile {
+    nb: usize,
+    rows: Range<usize>,
+}
+
+impl Tile {
+    /// Output positions per image in the tile.
+    fn len(&self, g: &Geom) -> usize {
+        self.rows.len() * g.wo
+    }
+    fn cols(&self, g: &Geom) -> usize {
+        self.nb * self.len(g)
+    }
+    /// Offset of the tile's first output position within a plane.
+    fn first(&self, g: &Geom) -> usize {
+        self.rows.start * g.wo
+    }
 }
 
 impl Plan {
@@ -133,15 +161,23 @@ impl Plan {
             return Plan {
                 per_part: n,
                 per_product,
+                tile_rows: g.ho,
                 threads: t,
             };
         }
         let per_part = n.div_ceil(t);
         let by_cols = (TARGET_COLS / g.p().max(1)).max(1);
         let by_mem = (MAX_COL / (g.kg() * g.p()).max(1)).max(1);
+        let per_product = by_cols.min(by_mem).min(per_part);
+        let tile_rows = if per_product == 1 && g.kg() * g.p() > TILE {
+            (TILE / (g.kg() * g.wo).max(1)).clamp(1, g.ho.max(1))
+        } else {
+            g.ho
+        };
         Plan {
             per_part,
-            per_product: by_cols.min(by_mem).min(per_part),
+            per_product,
+            tile_rows,
             threads: 1,
         }
     }
@@ -172,8 +208,8 @@ fn grow(v: &mut Vec<f32>, len: usize) {
     }
 }
 
-/// Where the images `n0..n0+nb` of one group sit as a (rows x nb*P) matrix: either in
-/// place in the tensor, or gathered into a buffer.
+/// Where a tile of one group sits as a (rows x tile columns) matrix: either in place
+/// in the tensor, or copied through a buffer.
 enum Place {
     /// Already a matrix: offset, row stride, column stride within the tensor.
     InPlace(usize, usize, usize),
@@ -181,27 +217,40 @@ enum Place {
     Buffer,
 }
 
-/// The placement of the output-side matrix (`y` or `dy`, C_out/G rows): relative to
-/// image `n0` of the tensor.
-fn out_place(g: &Geom, grp: usize, nb: usize) -> Place {
+/// The placement of the output-side matrix (`y` or `dy`, C_out/G rows), relative to
+/// the tile's first image in the tensor.
+fn out_place(g: &Geom, grp: usize, t: &Tile) -> Place {
     if g.is_fc() {
         Place::InPlace(grp * g.og(), 1, g.c_out)
-    } else if nb == 1 {
-        Place::InPlace(grp * g.og() * g.p(), g.p(), 1)
+    } else if t.nb == 1 {
+        Place::InPlace(grp * g.og() * g.p() + t.first(g), g.p(), 1)
     } else {
         Place::Buffer
     }
 }
 
 /// The placement of the input-side matrix (the column matrix of `x`, or `dx`).
-fn in_place(g: &Geom, grp: usize, nb: usize) -> Place {
+fn in_place(g: &Geom, grp: usize, t: &Tile) -> Place {
     if g.is_fc() {
         Place::InPlace(grp * g.kg(), 1, g.x_len())
-    } else if g.is_pointwise() && nb == 1 {
-        Place::InPlace(grp * g.cg() * g.p(), g.p(), 1)
+    } else if g.is_pointwise() && t.nb == 1 {
+        Place::InPlace(grp * g.cg() * g.p() + t.first(g), g.p(), 1)
     } else {
         Place::Buffer
     }
+}
+
+/// Scratch lengths a tile needs: the column matrix and the output-side buffer.
+fn scratch_lens(g: &Geom, t: &Tile) -> (usize, usize) {
+    let col = match in_place(g, 0, t) {
+        Place::Buffer => g.kg() * t.cols(g),
+        Place::InPlace(..) => 0,
+    };
+    let out = match out_place(g, 0, t) {
+        Place::Buffer => g.og() * t.cols(g),
+        Place::InPlace(..) => 0,
+    };
+    (col, out)
 }
 
 /// Copies channels `c0..c0+rows` of `nb` images (planes of `plane` elements, `cs`
@@ -245,24 +294,38 @@ fn scatter(
     }
 }
 
-/// Builds the column matrix of images `0..nb` of `x` (which starts at the first of
-/// them) for group `grp` into `col` (kg x nb*P).
-fn fill_col(g: &Geom, x: &[f32], grp: usize, nb: usize, col: &mut [f32]) {
-    let cols = nb * g.p();
-    for i in 0..nb {
+/// Builds the column matrix of tile `t` of `x` (which starts at the tile's first
+/// image) for group `grp` into `col` (kg x tile columns).
+fn fill_col(g: &Geom, x: &[f32], grp: usize, t: &Tile, col: &mut [f32]) {
+    for i in 0..t.nb {
         let img = &x[i * g.x_len() + grp * g.cg() * g.h * g.w..];
-        im2col(g, img, col, cols, i * g.p());
+        im2col(g, t.rows.clone(), img, col, t.cols(g), i * t.len(g));
     }
 }
 
-/// Calls `f(n0, nb)` for each run of `nb` images, starting at image `n0`, that one
-/// product handles within the part that starts at image `start`.
-fn for_products(plan: &Plan, n: usize, start: usize, mut f: impl FnMut(usize, usize)) {
-    let end = (start + plan.per_part).min(n);
+/// Calls `f(n0, tile)` for each tile one product handles, in order, within the part
+/// that starts at image `start`; `n0` is the tile's first image.
+fn for_products(plan: &Plan, g: &Geom, start: usize, mut f: impl FnMut(usize, Tile)) {
+    let end = (start + plan.per_part).min(g.n);
     let mut n0 = start;
     while n0 < end {
         let nb = plan.per_product.min(end - n0);
-        f(n0, nb);
+        if nb > 1 || plan.tile_rows >= g.ho {
+            f(n0, Tile { nb, rows: 0..g.ho });
+        } else {
+            let mut i0 = 0;
+            while i0 < g.ho {
+                let i1 = (i0 + plan.tile_rows).min(g.ho);
+                f(
+                    n0,
+                    Tile {
+                        nb: 1,
+                        rows: i0..i1,
+                    },
+                );
+                i0 = i1;
+            }
+        }
         n0 += nb;
     }
 }
@@ -276,40 +339,31 @@ pub fn forward(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32])
     }
     y.par_chunks_mut(chunk).enumerate().for_each(|(part, yp)| {
         let start = part * plan.per_part;
-        for_products(&plan, g.n, start, |n0, nb| {
+        for_products(&plan, g, start, |n0, t| {
             let local = (n0 - start) * g.y_len();
-            forward_images(g, &plan, &x[n0 * g.x_len()..], w, b, &mut yp[local..], nb);
+            forward_tile(g, &plan, &x[n0 * g.x_len()..], w, b, &mut yp[local..], &t);
         });
     });
 }
 
-/// Forward of `nb` images; `x` and `y` start at the first of them.
-fn forward_images(
+/// Forward of one tile; `x` and `y` start at its first image.
+fn forward_tile(
     g: &Geom,
     plan: &Plan,
     x: &[f32],
     w: &[f32],
     b: Option<&[f32]>,
     y: &mut [f32],
-    nb: usize,
+    t: &Tile,
 ) {
-    let (og, kg, cols) = (g.og(), g.kg(), nb * g.p());
-    let need_col = matches!(in_place(g, 0, nb), Place::Buffer);
-    let need_out = matches!(out_place(g, 0, nb), Place::Buffer);
-    let col_len = if need_col { kg * cols } else { 0 };
-    let out_len = if need_out { og * cols } else { 0 };
+    let (og, kg, cols) = (g.og(), g.kg(), t.cols(g));
+    let (col_len, out_len) = scratch_lens(g, t);
     with_scratch(col_len, out_len, |col, tmp| {
         for grp in 0..g.groups {
             let a = View::rows(w, grp * og * kg, og, kg);
-            let bm = match in_place(g, grp, nb) {
-                Place::InPlace(off, rs, cs) => strided(x, off, kg, cols, rs, cs),
-                Place::Buffer => {
-                    fill_col(g, x, grp, nb, col);
-                    View::rows(col, 0, kg, cols)
-                }
-            };
+            let bm = input_side(g, x, grp, t, col);
             let bias = b.map(|b| &b[grp * og..(grp + 1) * og]);
-            match out_place(g, grp, nb) {
+            match out_place(g, grp, t) {
                 Place::InPlace(off, rs, cs) => {
                     let mut c = strided_mut(y, off, og, cols, rs, cs);
                     set_rows(&mut c, bias);
@@ -319,7 +373,7 @@ fn forward_images(
                     let mut c = ViewMut::rows(tmp, 0, og, cols);
                     set_rows(&mut c, bias);
                     matmul(c, a, bm, bias.is_some(), plan.threads);
-                    scatter(tmp, g.c_out, grp * og, og, nb, g.p(), y);
+                    scatter(tmp, g.c_out, grp * og, og, t.nb, g.p(), y);
                 }
             }
         }
@@ -337,28 +391,25 @@ pub fn backward_data(g: &Geom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
         .enumerate()
         .for_each(|(part, dxp)| {
             let start = part * plan.per_part;
-            for_products(&plan, g.n, start, |n0, nb| {
+            // col2im adds into dx, tile by tile
+            dxp.fill(0.0);
+            for_products(&plan, g, start, |n0, t| {
                 let local = (n0 - start) * g.x_len();
-                data_images(g, &plan, &dy[n0 * g.y_len()..], w, &mut dxp[local..], nb);
+                data_tile(g, &plan, &dy[n0 * g.y_len()..], w, &mut dxp[local..], &t);
             });
         });
 }
 
-/// Input gradient of `nb` images; `dy` and `dx` start at the first of them.
-fn data_images(g: &Geom, plan: &Plan, dy: &[f32], w: &[f32], dx: &mut [f32], nb: usize) {
-    let (og, kg, cols) = (g.og(), g.kg(), nb * g.p());
-    let need_col = matches!(in_place(g, 0, nb), Place::Buffer);
-    let need_out = matches!(out_place(g, 0, nb), Place::Buffer);
-    if need_col {
-        dx[..nb * g.x_len()].fill(0.0);
-    }
-    let col_len = if need_col { kg * cols } else { 0 };
-    let out_len = if need_out { og * cols } else { 0 };
+/// Input gradient of one tile, added into `dx` (zero on the first tile); `dy` and
+/// `dx` start at the tile's first image.
+fn data_tile(g: &Geom, plan: &Plan, dy: &[f32], w: &[f32], dx: &mut [f32], t: &Tile) {
+    let (og, kg, cols) = (g.og(), g.kg(), t.cols(g));
+    let (col_len, out_len) = scratch_lens(g, t);
     with_scratch(col_len, out_len, |col, tmp| {
         for grp in 0..g.groups {
             let a = View::rows(w, grp * og * kg, og, kg).t();
-            let bm = output_side(g, dy, grp, nb, tmp);
-            match in_place(g, grp, nb) {
+            let bm = output_side(g, dy, grp, t, tmp);
+            match in_place(g, grp, t) {
                 Place::InPlace(off, rs, cs) => {
                     matmul(
                         strided_mut(dx, off, kg, cols, rs, cs),
@@ -370,9 +421,9 @@ fn data_images(g: &Geom, plan: &Plan, dy: &[f32], w: &[f32], dx: &mut [f32], nb:
                 }
                 Place::Buffer => {
                     matmul(ViewMut::rows(col, 0, kg, cols), a, bm, false, plan.threads);
-                    for i in 0..nb {
+                    for i in 0..t.nb {
                         let img = &mut dx[i * g.x_len() + grp * g.cg() * g.h * g.w..];
-                        col2im(g, col, cols, i * g.p(), img);
+                        col2im(g, t.rows.clone(), col, cols, i * t.len(g), img);
                     }
                 }
             }
@@ -380,15 +431,27 @@ fn data_images(g: &Geom, plan: &Plan, dy: &[f32], w: &[f32], dx: &mut [f32], nb:
     });
 }
 
-/// `dY` of group `grp` for `nb` images as an (og x nb*P) matrix, gathered into `tmp`
-/// when it cannot be read in place.
-fn output_side<'a>(g: &Geom, dy: &'a [f32], grp: usize, nb: usize, tmp: &'a mut [f32]) -> View<'a> {
-    let (og, cols) = (g.og(), nb * g.p());
-    match out_place(g, grp, nb) {
+/// `dY` of group `grp` for tile `t` as an (og x tile columns) matrix, gathered into
+/// `tmp` when it cannot be read in place.
+fn output_side<'a>(g: &Geom, dy: &'a [f32], grp: usize, t: &Tile, tmp: &'a mut [f32]) -> View<'a> {
+    let (og, cols) = (g.og(), t.cols(g));
+    match out_place(g, grp, t) {
         Place::InPlace(off, rs, cs) => strided(dy, off, og, cols, rs, cs),
         Place::Buffer => {
-            gather(dy, g.c_out, grp * og, og, nb, g.p(), tmp);
+            gather(dy, g.c_out, grp * og, og, t.nb, g.p(), tmp);
             View::rows(tmp, 0, og, cols)
+        }
+    }
+}
+
+/// The column matrix of group `grp` for tile `t` of `x`: in place, or built in `col`.
+fn input_side<'a>(g: &Geom, x: &'a [f32], grp: usize, t: &Tile, col: &'a mut [f32]) -> View<'a> {
+    let (kg, cols) = (g.kg(), t.cols(g));
+    match in_place(g, grp, t) {
+        Place::InPlace(off, rs, cs) => strided(x, off, kg, cols, rs, cs),
+        Place::Buffer => {
+            fill_col(g, x, grp, t, col);
+            View::rows(col, 0, kg, cols)
         }
     }
 }
@@ -407,9 +470,9 @@ pub fn backward_filter(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
         .map(|part| {
             let mut acc = vec![0.0; dw.len()];
             let mut first = true;
-            for_products(&plan, g.n, part * plan.per_part, |n0, nb| {
+            for_products(&plan, g, part * plan.per_part, |n0, t| {
                 let (xs, dys) = (&x[n0 * g.x_len()..], &dy[n0 * g.y_len()..]);
-                filter_images(g, &plan, xs, dys, &mut acc, nb, !first);
+                filter_tile(g, &plan, xs, dys, &mut acc, &t, !first);
                 first = false;
             });
             acc
@@ -426,31 +489,22 @@ pub fn backward_filter(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     }
 }
 
-/// Adds (or writes, when not `accumulate`) the filter gradient of `nb` images.
-fn filter_images(
+/// Adds (or writes, when not `accumulate`) the filter gradient of one tile.
+fn filter_tile(
     g: &Geom,
     plan: &Plan,
     x: &[f32],
     dy: &[f32],
     dw: &mut [f32],
-    nb: usize,
+    t: &Tile,
     accumulate: bool,
 ) {
-    let (og, kg, cols) = (g.og(), g.kg(), nb * g.p());
-    let need_col = matches!(in_place(g, 0, nb), Place::Buffer);
-    let need_out = matches!(out_place(g, 0, nb), Place::Buffer);
-    let col_len = if need_col { kg * cols } else { 0 };
-    let out_len = if need_out { og * cols } else { 0 };
+    let (og, kg) = (g.og(), g.kg());
+    let (col_len, out_len) = scratch_lens(g, t);
     with_scratch(col_len, out_len, |col, tmp| {
         for grp in 0..g.groups {
-            let a = output_side(g, dy, grp, nb, tmp);
-            let bm = match in_place(g, grp, nb) {
-                Place::InPlace(off, rs, cs) => strided(x, off, kg, cols, rs, cs),
-                Place::Buffer => {
-                    fill_col(g, x, grp, nb, col);
-                    View::rows(col, 0, kg, cols)
-                }
-            };
+            let a = output_side(g, dy, grp, t, tmp);
+            let bm = input_side(g, x, grp, t, col);
             let c = ViewMut::rows(dw, grp * og * kg, og, kg);
             matmul(c, a, bm.t(), accumulate, plan.threads);
         }

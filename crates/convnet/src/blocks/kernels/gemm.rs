@@ -3,10 +3,14 @@
 //! all come here; views with arbitrary row and column strides let them read tensors
 //! in place (a transposed filter, a 1x1 input, a fully connected batch) without copies.
 //!
-//! Backend: `gemm` 0.19 (pure Rust, runtime-dispatched AVX2/AVX-512 kernels). It was
-//! measured against `matrixmultiply` 0.3 on the convolution shapes of
-//! `convnet bench conv` and kept as the faster (see `tests/conv_gemm_speed.rs`);
-//! `matrixmultiply` stays available as [`Backend::MatrixMultiply`] for that comparison.
+//! Backends, chosen by measurement (`tests/conv_gemm_speed.rs`, one thread, on this
+//! project's AVX2 machines; `gemm`'s AVX-512 kernels do not apply there):
+//! `matrixmultiply` 0.3 was 3-15% faster than `gemm` 0.19 on 11 of 13 convolution
+//! shapes, `gemm` faster where the inner dimension is tiny (LeNet's first layer,
+//! K = 25). So one-thread products use `matrixmultiply` unless K is small, and
+//! products split over threads use `gemm`, whose threads come from the current rayon
+//! pool (`matrixmultiply`'s own thread pool would ignore `--threads`; the workspace
+//! builds it without its `threading` feature).
 
 /// A read-only strided matrix: element (i, j) is `data[off + i*rs + j*cs]`.
 #[derive(Clone, Copy, Debug)]
@@ -110,8 +114,17 @@ pub enum Backend {
     MatrixMultiply,
 }
 
-/// The backend the blocks use.
-pub const DEFAULT: Backend = Backend::Gemm;
+/// Inner dimensions up to this go to `gemm` even on one thread.
+const SMALL_K: usize = 48;
+
+/// The backend for a product of inner dimension `k` on `threads` threads.
+fn choose(k: usize, threads: usize) -> Backend {
+    if threads > 1 || k <= SMALL_K {
+        Backend::Gemm
+    } else {
+        Backend::MatrixMultiply
+    }
+}
 
 /// `c = a * b`, or `c += a * b` when `accumulate`. `threads` > 1 lets the product split
 /// its output blocks over the current rayon pool; each output element is still summed
@@ -120,10 +133,11 @@ pub const DEFAULT: Backend = Backend::Gemm;
 /// Panics when a view reaches outside its buffer or the sizes disagree: callers derive
 /// both from checked shapes, so that is a bug here, never a user's input.
 pub fn matmul(c: ViewMut, a: View, b: View, accumulate: bool, threads: usize) {
-    matmul_with(DEFAULT, c, a, b, accumulate, threads)
+    matmul_with(choose(a.cols, threads), c, a, b, accumulate, threads)
 }
 
-/// [`matmul`] with a chosen backend (for measuring one against the other).
+/// [`matmul`] with a chosen backend (for measuring one against the other);
+/// `matrixmultiply` always runs on the calling thread.
 pub fn matmul_with(
     backend: Backend,
     c: ViewMut,

@@ -4,9 +4,12 @@
 //!
 //! Row `(c*kh + u)*kw + v` of the column matrix holds, for every output position
 //! `(i, j)`, the input pixel `(c, i*sh - pt + u*dh, j*sw - pl + v*dw)`, or zero where
-//! that falls in the padding.
+//! that falls in the padding. Either function may cover only output rows `i0..i1`
+//! (a tile), so that a large image's column matrix can be built and consumed while it
+//! is still in cache.
 
 use super::conv_gemm::Geom;
+use std::ops::Range;
 
 /// The output indices `i` whose input index `i*stride + shift - pad` lies in
 /// `0..len`, as a half-open range clipped to `0..out`.
@@ -18,20 +21,22 @@ fn valid(out: usize, len: usize, stride: usize, shift: usize, pad: usize) -> (us
     (lo.min(out), hi.clamp(lo.min(out), out))
 }
 
-/// Walks one row `(u, v)` of a column matrix: calls `f(range, Some(at))` for each
-/// run of output positions whose pixels lie in the image, `at` being the input index
-/// of the first of them (the rest follow `stride[1]` apart), and `f(range, None)` for
-/// the runs that fall in the padding.
-fn for_each_run<F>(g: &Geom, u: usize, v: usize, mut f: F)
+/// Walks one row `(u, v)` of a column matrix over output rows `rows`: calls
+/// `f(range, Some(at))` for each run of output positions (counted from the tile's
+/// first) whose pixels lie in the image, `at` being the input index of the first of
+/// them (the rest follow `stride[1]` apart), and `f(range, None)` for the runs that
+/// fall in the padding.
+fn for_each_run<F>(g: &Geom, rows: Range<usize>, u: usize, v: usize, mut f: F)
 where
-    F: FnMut(std::ops::Range<usize>, Option<usize>),
+    F: FnMut(Range<usize>, Option<usize>),
 {
     let (sh, sw) = (g.stride[0], g.stride[1]);
     let (dh, dw) = (g.dilation[0], g.dilation[1]);
     let (ilo, ihi) = valid(g.ho, g.h, sh, u * dh, g.pad.top);
     let (jlo, jhi) = valid(g.wo, g.w, sw, v * dw, g.pad.left);
-    for i in 0..g.ho {
-        let row = i * g.wo;
+    let first = rows.start;
+    for i in rows {
+        let row = (i - first) * g.wo;
         if i < ilo || i >= ihi || jlo >= jhi {
             f(row..row + g.wo, None);
             continue;
@@ -48,10 +53,18 @@ where
     }
 }
 
-/// Writes the columns of one image's group (`x` starts at the group's first channel)
-/// into `col`, a row-major matrix of `g.kg()` rows and `ncols` columns, starting at
-/// column `first`.
-pub fn im2col(g: &Geom, x: &[f32], col: &mut [f32], ncols: usize, first: usize) {
+/// Writes the columns of output rows `rows` of one image's group (`x` starts at the
+/// group's first channel) into `col`, a row-major matrix of `g.kg()` rows and `ncols`
+/// columns, starting at column `first`.
+pub fn im2col(
+    g: &Geom,
+    rows: Range<usize>,
+    x: &[f32],
+    col: &mut [f32],
+    ncols: usize,
+    first: usize,
+) {
+    let len = rows.len() * g.wo;
     let plane = g.h * g.w;
     let sw = g.stride[1];
     for c in 0..g.cg() {
@@ -59,15 +72,15 @@ pub fn im2col(g: &Geom, x: &[f32], col: &mut [f32], ncols: usize, first: usize) 
         for u in 0..g.kh {
             for v in 0..g.kw {
                 let r = (c * g.kh + u) * g.kw + v;
-                let dst = &mut col[r * ncols + first..r * ncols + first + g.p()];
-                for_each_run(g, u, v, |range, at| {
+                let dst = &mut col[r * ncols + first..r * ncols + first + len];
+                for_each_run(g, rows.clone(), u, v, |range, at| {
                     let d = &mut dst[range];
                     match at {
                         None => d.fill(0.0),
                         Some(at) if sw == 1 => d.copy_from_slice(&xc[at..at + d.len()]),
                         Some(at) => {
-                            for (k, o) in d.iter_mut().enumerate() {
-                                *o = xc[at + k * sw];
+                            for (o, &v) in d.iter_mut().zip(xc[at..].iter().step_by(sw)) {
+                                *o = v;
                             }
                         }
                     }
@@ -77,9 +90,17 @@ pub fn im2col(g: &Geom, x: &[f32], col: &mut [f32], ncols: usize, first: usize) 
     }
 }
 
-/// Adds the columns `first..first + g.p()` of `col` (laid out as in [`im2col`]) into
-/// the image group `dx` at the pixels they were read from.
-pub fn col2im(g: &Geom, col: &[f32], ncols: usize, first: usize, dx: &mut [f32]) {
+/// Adds the columns of output rows `rows`, starting at column `first` of `col` (laid
+/// out as in [`im2col`]), into the image group `dx` at the pixels they were read from.
+pub fn col2im(
+    g: &Geom,
+    rows: Range<usize>,
+    col: &[f32],
+    ncols: usize,
+    first: usize,
+    dx: &mut [f32],
+) {
+    let len = rows.len() * g.wo;
     let plane = g.h * g.w;
     let sw = g.stride[1];
     for c in 0..g.cg() {
@@ -87,8 +108,8 @@ pub fn col2im(g: &Geom, col: &[f32], ncols: usize, first: usize, dx: &mut [f32])
         for u in 0..g.kh {
             for v in 0..g.kw {
                 let r = (c * g.kh + u) * g.kw + v;
-                let src = &col[r * ncols + first..r * ncols + first + g.p()];
-                for_each_run(g, u, v, |range, at| {
+                let src = &col[r * ncols + first..r * ncols + first + len];
+                for_each_run(g, rows.clone(), u, v, |range, at| {
                     let s = &src[range];
                     match at {
                         None => {}
@@ -98,8 +119,8 @@ pub fn col2im(g: &Geom, col: &[f32], ncols: usize, first: usize, dx: &mut [f32])
                             }
                         }
                         Some(at) => {
-                            for (k, &v) in s.iter().enumerate() {
-                                dxc[at + k * sw] += v;
+                            for (o, &v) in dxc[at..].iter_mut().step_by(sw).zip(s) {
+                                *o += v;
                             }
                         }
                     }
@@ -140,7 +161,7 @@ mod tests {
         );
         let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
         let mut col = vec![f32::NAN; 4 * 4];
-        im2col(&g, &x, &mut col, 4, 0);
+        im2col(&g, 0..2, &x, &mut col, 4, 0);
         // row (u,v): output (i,j) reads x[2i-1+u, 2j-1+v]
         #[rustfmt::skip]
         let want = [
@@ -151,8 +172,13 @@ mod tests {
         ];
         assert_eq!(col, want);
         let mut back = vec![0.0; 9];
-        col2im(&g, &col, 4, 0, &mut back);
+        col2im(&g, 0..2, &col, 4, 0, &mut back);
         // every pixel of the 3x3 appears exactly once in these windows
         assert_eq!(back, x);
+        // the second output row alone, as a tile, gives the last two columns
+        let mut tile = vec![f32::NAN; 4 * 2];
+        im2col(&g, 1..2, &x, &mut tile, 2, 0);
+        let last: Vec<f32> = want.chunks(4).flat_map(|r| r[2..].to_vec()).collect();
+        assert_eq!(tile, last);
     }
 }
