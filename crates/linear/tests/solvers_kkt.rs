@@ -162,7 +162,10 @@ fn assert_l1_optimal(w: &[f64], g: &[f64], free: Option<usize>, tol: f64) {
     }
 }
 
-fn l1_checks(f: Binary, loss: fn(&Csr, &[f64], &SolverParams, &[f64]) -> (f64, Vec<f64>)) {
+/// Loss value and gradient at `w`.
+type LossFn = fn(&Csr, &[f64], &SolverParams, &[f64]) -> (f64, Vec<f64>);
+
+fn l1_checks(f: Binary, loss: LossFn) {
     for (seed, free) in [(8, false), (9, true)] {
         let (x, y) = classification(seed);
         let mut p = params(1e-9, 1.0);
