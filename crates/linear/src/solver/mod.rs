@@ -42,5 +42,6 @@ pub struct SolveInfo {
 pub mod dual_cd;
 pub mod l1;
 pub mod mcsvm;
+pub mod newton;
 pub mod oneclass;
 mod order;
