@@ -231,3 +231,24 @@ fn zoo_parameter_counts_match_the_published_ones() {
     assert_eq!(outs[2], [16, 16, 32]);
     assert_eq!(outs[11], [1, 1, 10]);
 }
+
+#[test]
+fn example_files_parse_and_lenet_matches_the_zoo() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/nets");
+    let mut lenet = NetDesc::load(&dir.join("lenet.toml")).unwrap();
+    let zoo_lenet = zoo::get("lenet").unwrap();
+    lenet.origin = zoo_lenet.origin.clone();
+    lenet.layers.iter_mut().for_each(|l| l.line = None);
+    assert_eq!(lenet, zoo_lenet);
+    let small = NetDesc::load(&dir.join("small-resnet.toml")).unwrap();
+    let s = summarize(&small, None).unwrap();
+    assert_eq!(s.rows.last().unwrap().out, [1, 1, 1]);
+    assert_eq!(s.rows[s.rows.len() - 2].out, [1, 1, 10]);
+    let mut net = Network::from_desc(&small, 1).unwrap();
+    let x = convnet::gradcheck::random(&[2, 3, 32, 32], 1);
+    let y = convnet::Tensor::from_vec(&[2, 1, 1, 1], vec![3.0, 7.0]).unwrap();
+    net.forward(&[("input", &x), ("label", &y)], net::Mode::Train)
+        .unwrap();
+    net.backward(1.0).unwrap();
+    assert!(net.params().all(|p| p.grad.max_abs() > 0.0));
+}

@@ -40,7 +40,7 @@ fn check_network(desc: &NetDesc, input: &[usize], y: &Tensor, seed: u64) {
     };
     let cell = RefCell::new(net.clone());
     let r = check(
-        &[x.clone()],
+        std::slice::from_ref(&x),
         |i| objective(&mut cell.borrow_mut(), &i[0], y),
         |i, p| {
             let mut n = cell.borrow_mut();

@@ -563,7 +563,7 @@ fn infer(l: &LayerDesc, xs: &[Dims4]) -> std::result::Result<(Dims4, Vec<Vec<usi
         } => {
             let [kh, kw] = kernel.unwrap_or([x.h, x.w]);
             let g = opts.groups.max(1);
-            if x.c % g != 0 {
+            if !x.c.is_multiple_of(g) {
                 return Err(format!(
                     "groups {g} must divide the {} input channels of x {x}",
                     x.c
@@ -586,7 +586,7 @@ fn infer(l: &LayerDesc, xs: &[Dims4]) -> std::result::Result<(Dims4, Vec<Vec<usi
             bias,
         } => {
             let g = opts.groups.max(1);
-            if out % g != 0 {
+            if !out.is_multiple_of(g) {
                 return Err(format!("groups {g} must divide the {out} output channels"));
             }
             let w = vec![x.c, out / g, kernel[0], kernel[1]];
