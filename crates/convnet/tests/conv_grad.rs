@@ -60,8 +60,11 @@ fn assert_close(got: &[f32], want: &[f64], what: &str) {
     }
 }
 
-/// The configurations enumerated: (pad, stride, dilation, groups, N, C_in, H, W, C_out, kh, kw).
-fn configs() -> Vec<(Pad, [usize; 2], [usize; 2], usize, Dims4, [usize; 3])> {
+/// One enumerated configuration: pad, stride, dilation, groups, the input's sizes and
+/// (C_out, kh, kw).
+type Config = (Pad, [usize; 2], [usize; 2], usize, Dims4, [usize; 3]);
+
+fn configs() -> Vec<Config> {
     let pads = [
         Pad::all(0),
         Pad::all(1),
@@ -413,6 +416,8 @@ fn large_images_are_tiled_consistently() {
     let cases = [
         (Dims4::new(2, 8, 64, 64), Pad::all(1), [1, 1]),
         (Dims4::new(3, 9, 70, 61), Pad::new(2, 0, 1, 3), [2, 1]),
+        // one image, fewer than the threads: bands of a product split over threads
+        (Dims4::new(1, 16, 80, 72), Pad::all(1), [1, 1]),
     ];
     for (k, (xd, pad, stride)) in cases.into_iter().enumerate() {
         let o = ConvOpts {
@@ -423,7 +428,7 @@ fn large_images_are_tiled_consistently() {
         };
         let x = random(&xd.to_vec(), 1);
         let w = random(&[3, xd.c, 3, 3], 2);
-        for threads in [1, 2] {
+        for threads in [1, 2, 3] {
             let what = format!("x {xd} {o:?} threads {threads}");
             let (y, dy, g) = in_pool(threads - 1, || {
                 let y = conv::forward(&x, &w, None, &o).unwrap();

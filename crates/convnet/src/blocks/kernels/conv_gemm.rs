@@ -157,11 +157,12 @@ impl Plan {
         let t = rayon::current_num_threads().max(1);
         let n = g.n.max(1);
         if g.is_fc() || n < t {
+            // One part; the product itself is split over the threads.
             let per_product = if g.is_fc() { n } else { 1 };
             return Plan {
                 per_part: n,
                 per_product,
-                tile_rows: g.ho,
+                tile_rows: tile_rows(g, t),
                 threads: t,
             };
         }
@@ -169,17 +170,27 @@ impl Plan {
         let by_cols = (TARGET_COLS / g.p().max(1)).max(1);
         let by_mem = (MAX_COL / (g.kg() * g.p()).max(1)).max(1);
         let per_product = by_cols.min(by_mem).min(per_part);
-        let tile_rows = if per_product == 1 && g.kg() * g.p() > TILE {
-            (TILE / (g.kg() * g.wo).max(1)).clamp(1, g.ho.max(1))
-        } else {
-            g.ho
-        };
         Plan {
             per_part,
             per_product,
-            tile_rows,
+            tile_rows: if per_product == 1 {
+                tile_rows(g, 1)
+            } else {
+                g.ho
+            },
             threads: 1,
         }
+    }
+}
+
+/// Output rows per band for one image whose column matrix would exceed `TILE`
+/// elements per thread of the product, else all of them.
+fn tile_rows(g: &Geom, threads: usize) -> usize {
+    let limit = TILE * threads;
+    if g.is_fc() || g.kg() * g.p() <= limit {
+        g.ho
+    } else {
+        (limit / (g.kg() * g.wo).max(1)).clamp(1, g.ho.max(1))
     }
 }
 
