@@ -252,3 +252,12 @@ fn example_files_parse_and_lenet_matches_the_zoo() {
     net.backward(1.0).unwrap();
     assert!(net.params().all(|p| p.grad.max_abs() > 0.0));
 }
+
+#[test]
+fn unknown_names_list_the_built_ins() {
+    let e = net::resolve("lenet7").unwrap_err().to_string();
+    assert!(
+        e.contains("'lenet7' is neither a built-in network (lenet, lenet-bn"),
+        "{e}"
+    );
+}

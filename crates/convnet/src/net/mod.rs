@@ -32,8 +32,13 @@ pub enum Mode {
 
 /// A zoo name (`lenet`, `vgg16`, ...) or the path of a TOML description file.
 pub fn resolve(name_or_file: &str) -> crate::Result<NetDesc> {
+    let path = std::path::Path::new(name_or_file);
     match zoo::get(name_or_file) {
         Some(d) => Ok(d),
-        None => NetDesc::load(std::path::Path::new(name_or_file)),
+        None if !path.exists() => Err(crate::Error::Invalid(format!(
+            "'{name_or_file}' is neither a built-in network ({}) nor a description file",
+            zoo::NAMES.join(", ")
+        ))),
+        None => NetDesc::load(path),
     }
 }
