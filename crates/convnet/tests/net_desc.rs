@@ -261,3 +261,39 @@ fn unknown_names_list_the_built_ins() {
         "{e}"
     );
 }
+
+#[test]
+fn multipliers_shared_names_and_inits_reach_the_parameters_and_round_trip() {
+    let text = format!(
+        "{HEADER}init = \"xavier\"\n\n[[layer]]\nname = \"a\"\ntype = \"conv\"\nkernel = 3\nout = 2\n\
+         params = [\"w\", \"a.bias\"]\nlr = [1.0, 2.0]\ndecay = [1.0, 0.0]\ninit = \"gaussian\"\nstd = 0.5\n\n\
+         [[layer]]\nname = \"b\"\ntype = \"convt\"\nkernel = [2, 3]\nout = 4\nupsample = 2\ncrop = [0, 1, 1, 0]\n\
+         groups = 2\nbias = false\n\n[[layer]]\nname = \"c\"\ntype = \"topkerror\"\nk = 3\ninputs = [\"b\", \"label\"]\n"
+    );
+    let d = NetDesc::parse(&text, "m.toml").unwrap();
+    let mut back = NetDesc::parse(&d.to_toml(), "m.toml").unwrap();
+    back.layers
+        .iter_mut()
+        .zip(&d.layers)
+        .for_each(|(b, a)| b.line = a.line);
+    assert_eq!(back, d);
+    let net = Network::new(&d).unwrap();
+    let p: Vec<(&str, f32, f32)> = net
+        .params()
+        .map(|p| (p.name.as_str(), p.lr_mult, p.decay_mult))
+        .collect();
+    assert_eq!(
+        p,
+        [
+            ("w", 1.0, 1.0),
+            ("a.bias", 2.0, 0.0),
+            ("b.weight", 1.0, 1.0)
+        ]
+    );
+    assert_eq!(net.param("b.weight").unwrap().value.shape(), &[2, 2, 2, 3]);
+    let e = parse_err(&text.replace("lr = [1.0, 2.0]", "lr = [1.0]"));
+    assert!(
+        e.contains("'lr' has 1 entries but a conv layer has 2 parameters"),
+        "{e}"
+    );
+}
