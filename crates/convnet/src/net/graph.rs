@@ -650,6 +650,10 @@ fn with_bias(w: Vec<usize>, bias: bool, out: usize) -> Vec<Vec<usize>> {
     }
 }
 
+/// The most values one parameter may hold (8 GB of f32): a description asking for
+/// more is a mistake, and is better an error than an allocation failure.
+const MAX_PARAM_LEN: usize = 1 << 31;
+
 /// Creates (or finds, when shared) the parameters and buffers of layer `l` and
 /// returns their indices.
 fn layer_params(
@@ -681,6 +685,16 @@ fn layer_params(
             }
             ids.push(i);
             continue;
+        }
+        let len = shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d));
+        if len.is_none_or(|n| n > MAX_PARAM_LEN) {
+            return Err(desc.layer_error(
+                l,
+                format!(
+                    "parameter '{name}' of shape {} is larger than {MAX_PARAM_LEN} values",
+                    fmt_shape(shape)
+                ),
+            ));
         }
         let mut value = Tensor::zeros(shape)?;
         if matches!(l.kind, LayerKind::BNorm { .. }) && (k == 0 || k == 3) {
