@@ -10,6 +10,11 @@
 //! kernel that covers the whole unpadded input (`col` is the batch, one image per
 //! column, so the product runs over the batch at once).
 //!
+//! Small images are batched, several to one product (more columns keep the matrix
+//! kernel busy); a large image's column matrix is built a band of output rows at a
+//! time (about 1 MB per thread), so that each band is consumed while still in cache
+//! and the scratch buffers, reused across calls per thread, stay bounded.
+//!
 //! Parallelism: the batch is cut into one contiguous part per thread of the current
 //! rayon pool; each part runs its products on one thread, and filter gradients of the
 //! parts are added in part order. With fewer images than threads (and for fully
@@ -112,12 +117,14 @@ impl Geom {
 /// Columns a product aims for when images are small: batching several images into
 /// one product keeps the matrix kernel busy where one image gives few columns.
 const TARGET_COLS: usize = 2048;
-/// Largest column matrix (elements) built for several images at once.
-const MAX_COL: usize = 1 << 20;
-/// A single image whose column matrix is larger than this (elements, 1 MB) has it
+/// Column matrices are kept near this many elements (1 MB) per thread: several small
+/// images are batched only up to it, and a single image whose matrix is larger has it
 /// built a band of output rows at a time, so that each band is still in cache when
-/// the product reads it.
+/// the product reads it (VGG's 3x3x256 layer used less CPU time with one image per
+/// product than with two).
 const TILE: usize = 1 << 18;
+/// Largest column matrix (elements) built for several images at once.
+const MAX_COL: usize = TILE;
 
 /// How the batch is cut: `parts` contiguous runs of `per_part` images (the last may
 /// be shorter), each processed `per_product` images at a time (or, one image at a
