@@ -318,6 +318,26 @@ mod tests {
     }
 
     #[test]
+    fn one_and_two_threads_give_identical_bits() {
+        let x = random(&[8, 6, 32, 24], 15);
+        let dy = random(x.shape(), 16);
+        let (g, b) = params(6, 17);
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| {
+                let (y, m) = forward_train(&x, &g, &b, 1e-3).unwrap();
+                let gr = backward(&x, &g, &b, 1e-3, &dy).unwrap();
+                (y, m, gr.dx, gr.dgain, gr.dbias)
+            })
+        };
+        let (a, b2) = (run(1), run(2));
+        assert!(a.0 == b2.0 && a.1 == b2.1 && a.2 == b2.2 && a.3 == b2.3 && a.4 == b2.4);
+    }
+
+    #[test]
     fn bad_inputs_are_errors_naming_bnorm() {
         let x = random(&[2, 3, 2, 2], 0);
         let (g, b) = params(3, 1);

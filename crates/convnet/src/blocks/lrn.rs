@@ -209,6 +209,21 @@ mod tests {
     }
 
     #[test]
+    fn one_and_two_threads_give_identical_bits() {
+        let o = LrnOpts::alexnet();
+        let x = random(&[4, 16, 24, 32], 13);
+        let dy = random(x.shape(), 14);
+        let run = |threads| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| (forward(&x, &o).unwrap(), backward(&x, &o, &dy).unwrap()))
+        };
+        assert_eq!(run(1), run(2));
+    }
+
+    #[test]
     fn bad_options_and_shapes_are_errors_naming_lrn() {
         let x = random(&[1, 3, 2, 2], 0);
         let cases = [

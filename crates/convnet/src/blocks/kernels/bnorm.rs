@@ -36,6 +36,27 @@ impl Layout {
     }
 }
 
+/// Lanes of a sum: one f64 accumulator chain per element would be bound by the add
+/// latency, so each plane is summed in this many interleaved lanes, combined in a
+/// fixed order.
+const LANES: usize = 8;
+
+/// `sum_i f(a[i], b[i])` in f64, over `LANES` lanes in a fixed order.
+fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f64) -> f64 {
+    let mut acc = [0.0f64; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (xa, xb) in ca.zip(cb) {
+        for k in 0..LANES {
+            acc[k] += f(xa[k], xb[k]);
+        }
+    }
+    for (k, (&u, &v)) in ra.iter().zip(rb).enumerate() {
+        acc[k] += f(u, v);
+    }
+    acc.iter().sum()
+}
+
 /// `f(c)` for each channel, in channel order.
 fn per_channel<T: Send>(l: Layout, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
     if l.big() {
@@ -62,12 +83,12 @@ pub fn moments(x: &[f32], l: Layout, eps: f32) -> (Vec<f32>, Vec<f32>) {
     per_channel(l, |c| {
         let sum: f64 = l
             .planes(x, c)
-            .map(|p| p.iter().map(|&v| v as f64).sum::<f64>())
+            .map(|p| lane_sum(p, p, |v, _| v as f64))
             .sum();
         let mean = sum / m;
         let ss: f64 = l
             .planes(x, c)
-            .map(|p| p.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>())
+            .map(|p| lane_sum(p, p, |v, _| (v as f64 - mean).powi(2)))
             .sum();
         (mean as f32, (ss / m + eps as f64).sqrt() as f32)
     })
@@ -112,12 +133,10 @@ pub fn backward(
         let mut db = 0.0f64;
         let mut dg = 0.0f64;
         for (xs, ds) in l.planes(x, c).zip(l.planes(dy, c)) {
-            for (&v, &d) in xs.iter().zip(ds) {
-                db += d as f64;
-                dg += d as f64 * (v as f64 - mu) * inv;
-            }
+            db += lane_sum(ds, ds, |d, _| d as f64);
+            dg += lane_sum(xs, ds, |v, d| d as f64 * (v as f64 - mu));
         }
-        (dg, db)
+        (dg * inv, db)
     });
     let m = l.count() as f64;
     per_plane(l, dx, |c, k, out| {

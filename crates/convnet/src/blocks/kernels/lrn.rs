@@ -34,18 +34,25 @@ impl Params {
     }
 }
 
-/// `s^-beta`; the common exponents avoid `powf`, which dominates the loop otherwise.
-#[inline]
-fn neg_pow(s: f32, beta: f32) -> f32 {
+/// `s[i] = s[i]^-beta`; the common exponents avoid `powf`, which dominates the loop
+/// otherwise, and are chosen once per call so that the loops stay branch-free.
+fn neg_pow_in_place(s: &mut [f32], beta: f32) {
+    fn run(s: &mut [f32], pw: impl Fn(f32) -> f32) {
+        for v in s.iter_mut() {
+            *v = pw(*v);
+        }
+    }
     if beta == 0.75 {
-        let r = s.sqrt();
-        1.0 / (r * r.sqrt())
+        run(s, |b| {
+            let r = b.sqrt();
+            1.0 / (r * r.sqrt())
+        })
     } else if beta == 0.5 {
-        1.0 / s.sqrt()
+        run(s, |b| 1.0 / b.sqrt())
     } else if beta == 1.0 {
-        1.0 / s
+        run(s, |b| 1.0 / b)
     } else {
-        s.powf(-beta)
+        run(s, |b| b.powf(-beta))
     }
 }
 
@@ -100,8 +107,9 @@ pub fn forward(x: &[f32], p: &Params, y: &mut [f32]) {
     per_image(x, &[], p, y, |xi, _, yi| {
         let mut sq = vec![0.0; xi.len()];
         bases(xi, p, &mut sq, yi);
+        neg_pow_in_place(yi, p.beta);
         for (o, &v) in yi.iter_mut().zip(xi) {
-            *o = v * neg_pow(*o, p.beta);
+            *o *= v;
         }
     });
 }
@@ -112,14 +120,14 @@ pub fn backward(x: &[f32], dy: &[f32], p: &Params, dx: &mut [f32]) {
         let len = xi.len();
         let (mut s, mut t) = (vec![0.0; len], vec![0.0; len]);
         bases(xi, p, &mut t, &mut s);
-        // s becomes s^-beta, t becomes dy * x * s^(-beta-1).
-        for (((sv, tv), &v), &d) in s.iter_mut().zip(t.iter_mut()).zip(xi).zip(di) {
-            let pw = neg_pow(*sv, p.beta);
-            *tv = d * v * pw / *sv;
-            *sv = pw;
+        let mut pw = s.clone();
+        neg_pow_in_place(&mut pw, p.beta);
+        // t = dy * x * s^(-beta-1)
+        for ((((tv, &sv), &q), &v), &d) in t.iter_mut().zip(&s).zip(&pw).zip(xi).zip(di) {
+            *tv = d * v * q / sv;
         }
         window_sums(&t, p, out);
-        for (((o, &v), &d), &pw) in out.iter_mut().zip(xi).zip(di).zip(&s) {
+        for (((o, &v), &d), &pw) in out.iter_mut().zip(xi).zip(di).zip(&pw) {
             *o = d * pw + k * v * *o;
         }
     });
