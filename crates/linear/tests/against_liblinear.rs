@@ -57,6 +57,22 @@ fn compare_with_250(
         let ob = |m: &Model| {
             primal_objectives(m, &prob, param.c, param.p, param.nu, param.regularize_bias)
         };
+        // The primal Newton solvers round as LIBLINEAR does: same weights.
+        if matches!(
+            param.solver,
+            SolverType::L2rLr | SolverType::L2rL2lossSvc | SolverType::L2rL2lossSvr
+        ) {
+            let scale = their_model.w.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+            let diff = ours
+                .w
+                .iter()
+                .zip(&their_model.w)
+                .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+            eprintln!("{tag}: max weight difference {diff:e} (largest weight {scale:e})");
+            if diff > 1e-9 * scale {
+                failures.push(format!("{tag} ({opts}): weights differ by {diff:e}"));
+            }
+        }
         let primal: Vec<(f64, f64)> = ob(ours).into_iter().zip(ob(&their_model)).collect();
         // Where LIBLINEAR prints the objective its solver minimised (the dual ones, the
         // L1 ones), compare with what ours reports, unless it switched to the primal

@@ -10,6 +10,11 @@
 
 use super::{SolveInfo, SolverParams, SubProblem};
 use crate::sparse::Csr;
+use rayon::prelude::*;
+
+/// Rows or columns per parallel task: every output element is computed by one task in
+/// a fixed order, so results do not depend on the number of threads.
+const MIN_TASK: usize = 64;
 
 const MAX_ITER: usize = 1000;
 const EPS_CG: f64 = 0.5;
@@ -98,10 +103,72 @@ fn norm(a: &[f64]) -> f64 {
     scale * ssq.sqrt()
 }
 
+/// `out = X v`, in parallel over rows.
+fn xv(x: &Csr, v: &[f64], out: &mut [f64]) {
+    out.par_iter_mut()
+        .enumerate()
+        .with_min_len(MIN_TASK)
+        .for_each(|(i, o)| *o = x.dot(i, v));
+}
+
+/// `out = X' a` from the transpose, in parallel over columns, each summing its rows in
+/// ascending order (zero entries of `a` add nothing).
+fn xtv(xt: &Csr, a: &[f64], out: &mut [f64]) {
+    out.par_iter_mut()
+        .enumerate()
+        .with_min_len(MIN_TASK)
+        .for_each(|(j, o)| {
+            let (rows, vals) = xt.row(j);
+            let mut acc = 0.0;
+            for (&i, &v) in rows.iter().zip(vals) {
+                let ai = a[i as usize];
+                if ai != 0.0 {
+                    acc += ai * v;
+                }
+            }
+            *o = acc;
+        });
+}
+
+/// The transpose of `x` (rows become columns), rows of each column ascending.
+fn transpose(x: &Csr) -> Csr {
+    let n = x.n_cols;
+    let mut count = vec![0usize; n + 1];
+    for &j in &x.indices {
+        count[j as usize + 1] += 1;
+    }
+    for j in 0..n {
+        count[j + 1] += count[j];
+    }
+    let mut next = count.clone();
+    let mut indices = vec![0u32; x.indices.len()];
+    let mut values = vec![0.0; x.values.len()];
+    for i in 0..x.n_rows() {
+        let (idx, val) = x.row(i);
+        for (&j, &v) in idx.iter().zip(val) {
+            let slot = &mut next[j as usize];
+            indices[*slot] = i as u32;
+            values[*slot] = v;
+            *slot += 1;
+        }
+    }
+    Csr {
+        indptr: count,
+        indices,
+        values,
+        n_cols: x.n_rows(),
+    }
+}
+
 /// The empirical risk, its gradient and Hessian-vector products, with the caches that
 /// LIBLINEAR keeps between calls (`wx`, `w'w`, the curvature weights of the last gradient).
+///
+/// `X v` runs in parallel over rows and `X' v` over columns of the transpose `xt`: each
+/// column sums its rows in ascending order, exactly LIBLINEAR's sequential `axpy` order,
+/// so the parallel results equal LIBLINEAR's bit for bit.
 struct Erm<'a> {
     x: &'a Csr,
+    xt: Csr,
     y: &'a [f64],
     c: Vec<f64>,
     loss: Loss,
@@ -109,9 +176,12 @@ struct Erm<'a> {
     wx: Vec<f64>,
     xs: Vec<f64>,
     wtw: f64,
-    /// Rows with non-zero curvature and their Hessian weight (`C_i D_i`, or `2 C_i`).
-    active: Vec<(usize, f64)>,
+    /// Per row, the curvature of the loss at the last gradient (`D_i` for the logistic
+    /// loss, 1 or 0 for the squared ones, times the factor [`Erm::curvature_factor`]).
+    h: Vec<f64>,
     coef: Vec<f64>,
+    /// Per row scratch of `hv`.
+    hx: Vec<f64>,
 }
 
 impl<'a> Erm<'a> {
@@ -127,6 +197,7 @@ impl<'a> Erm<'a> {
         let l = prob.y.len();
         Erm {
             x: prob.x,
+            xt: transpose(prob.x),
             y: prob.y,
             c,
             loss,
@@ -134,8 +205,9 @@ impl<'a> Erm<'a> {
             wx: vec![0.0; l],
             xs: vec![0.0; l],
             wtw: 0.0,
-            active: Vec::with_capacity(l),
+            h: vec![0.0; l],
             coef: vec![0.0; l],
+            hx: vec![0.0; l],
         }
     }
 
@@ -184,9 +256,7 @@ impl<'a> Erm<'a> {
     }
 
     fn fun(&mut self, w: &[f64]) -> f64 {
-        for (i, wx) in self.wx.iter_mut().enumerate() {
-            *wx = self.x.dot(i, w);
-        }
+        xv(self.x, w, &mut self.wx);
         self.wtw = self.reg_sq(w, w);
         let loss: f64 = (0..self.y.len())
             .map(|i| self.c_times_loss(i, self.wx[i]))
@@ -198,7 +268,6 @@ impl<'a> Erm<'a> {
     /// weights that `hv` and the preconditioner use. Products are grouped as LIBLINEAR
     /// groups them, so that rounding follows its own.
     fn grad(&mut self, w: &[f64], g: &mut [f64]) {
-        self.active.clear();
         for i in 0..self.y.len() {
             let (c, y, wx) = (self.c[i], self.y[i], self.wx[i]);
             let (gc, h) = match self.loss {
@@ -226,14 +295,9 @@ impl<'a> Erm<'a> {
                 }
             };
             self.coef[i] = gc;
-            if h != 0.0 || self.loss == Loss::Logistic {
-                self.active.push((i, h));
-            }
+            self.h[i] = h;
         }
-        g.fill(0.0);
-        for &(i, _) in &self.active {
-            self.x.axpy(i, self.coef[i], g);
-        }
+        xtv(&self.xt, &self.coef, g);
         let two = self.curvature_factor();
         for (gj, wj) in g.iter_mut().zip(w) {
             *gj = wj + two * *gj;
@@ -252,12 +316,20 @@ impl<'a> Erm<'a> {
         }
     }
 
-    fn hv(&self, s: &[f64], hs: &mut [f64]) {
-        hs.fill(0.0);
-        for &(i, h) in &self.active {
-            let xs = self.c[i] * h * self.x.dot(i, s);
-            self.x.axpy(i, xs, hs);
-        }
+    fn hv(&mut self, s: &[f64], hs: &mut [f64]) {
+        let (x, c, h) = (self.x, &self.c, &self.h);
+        self.hx
+            .par_iter_mut()
+            .enumerate()
+            .with_min_len(MIN_TASK)
+            .for_each(|(i, a)| {
+                *a = if h[i] != 0.0 {
+                    c[i] * h[i] * x.dot(i, s)
+                } else {
+                    0.0
+                };
+            });
+        xtv(&self.xt, &self.hx, hs);
         let two = self.curvature_factor();
         for (hj, sj) in hs.iter_mut().zip(s) {
             *hj = sj + two * *hj;
@@ -268,33 +340,30 @@ impl<'a> Erm<'a> {
     }
 
     fn diag_preconditioner(&self, m: &mut [f64]) {
-        m.fill(1.0);
-        if let Some(j) = self.bias {
-            m[j] = 0.0;
-        }
-        let two = self.curvature_factor();
-        for &(i, h) in &self.active {
-            let (idx, val) = self.x.row(i);
-            let (c, ch) = if two == 2.0 {
-                (self.c[i], 2.0)
-            } else {
-                (self.c[i], h)
-            };
-            for (&j, &v) in idx.iter().zip(val) {
-                m[j as usize] += v * v * c * ch;
-            }
-        }
-        for v in m.iter_mut() {
-            *v = (1.0 - ALPHA_PCG) + ALPHA_PCG * *v;
-        }
+        let (c, h, xt) = (&self.c, &self.h, &self.xt);
+        let squared = self.curvature_factor() == 2.0;
+        let bias = self.bias;
+        m.par_iter_mut()
+            .enumerate()
+            .with_min_len(MIN_TASK)
+            .for_each(|(j, mj)| {
+                let (rows, vals) = xt.row(j);
+                let mut acc = if bias == Some(j) { 0.0 } else { 1.0 };
+                for (&i, &v) in rows.iter().zip(vals) {
+                    let i = i as usize;
+                    if h[i] != 0.0 {
+                        let ch = if squared { 2.0 } else { h[i] };
+                        acc += v * v * c[i] * ch;
+                    }
+                }
+                *mj = (1.0 - ALPHA_PCG) + ALPHA_PCG * acc;
+            });
     }
 
     /// Backtracking line search along `s` from `alpha`; updates `w`, `f` and the caches
     /// and returns the step, or 0 when 20 halvings did not decrease `f` enough.
     fn linesearch_and_update(&mut self, w: &mut [f64], s: &[f64], f: &mut f64, g: &[f64]) -> f64 {
-        for (i, xs) in self.xs.iter_mut().enumerate() {
-            *xs = self.x.dot(i, s);
-        }
+        xv(self.x, s, &mut self.xs);
         let sts = self.reg_sq(s, s);
         let wts = self.reg_sq(w, s);
         let gts = dot(g, s);
@@ -385,7 +454,7 @@ impl Cg {
 
     /// Approximately solves `H s = -g` with the diagonal preconditioner `m`, stopping
     /// on the decrease of the quadratic model as LIBLINEAR 2.4x does.
-    fn pcg(&mut self, f: &Erm, g: &[f64], m: &[f64], s: &mut [f64]) -> usize {
+    fn pcg(&mut self, f: &mut Erm, g: &[f64], m: &[f64], s: &mut [f64]) -> usize {
         let n = g.len();
         s.fill(0.0);
         for i in 0..n {
@@ -503,6 +572,53 @@ mod tests {
             assert!(norm(&g) < 1e-6, "{loss:?}: |g| = {}", norm(&g));
             assert!(!info.hit_max_iter);
             assert!((info.objective - objective(&sub, &params(1.0), loss, &w)).abs() < 1e-9);
+        }
+    }
+}
+
+#[cfg(test)]
+mod determinism {
+    use super::*;
+    use crate::problem::Problem;
+
+    /// The parallel products give the same bits on one thread and on several.
+    #[test]
+    fn same_weights_for_any_thread_count() {
+        let feats: Vec<f64> = (0..3000)
+            .map(|i| (((i * 7919) % 23) as f64 - 11.0) / 7.0)
+            .map(|v| if v.abs() < 0.5 { 0.0 } else { v })
+            .collect();
+        let y: Vec<f64> = (0..200)
+            .map(|i| if i % 3 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let p = Problem::from_dense(&feats, 15, &y, 1.0).unwrap();
+        let sub = SubProblem { x: &p.x, y: &p.y };
+        let params = SolverParams {
+            eps: 1e-6,
+            c_pos: 2.0,
+            c_neg: 0.5,
+            p: 0.1,
+            nu: 0.5,
+            unregularized_bias: None,
+            seed: 1,
+        };
+        for loss in [
+            Loss::Logistic,
+            Loss::SquaredHinge,
+            Loss::SquaredEpsInsensitive(0.1),
+        ] {
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut w = vec![0.0; p.x.n_cols];
+                pool.install(|| solve(&sub, &params, loss, &mut w));
+                w
+            };
+            let one = run(1);
+            assert_eq!(one, run(3), "{loss:?}");
+            assert!(one.iter().any(|&v| v != 0.0));
         }
     }
 }
