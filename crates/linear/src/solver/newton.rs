@@ -179,6 +179,8 @@ struct Erm<'a> {
     /// Per row, the curvature of the loss at the last gradient (`D_i` for the logistic
     /// loss, 1 or 0 for the squared ones, times the factor [`Erm::curvature_factor`]).
     h: Vec<f64>,
+    /// Rows with non-zero curvature, ascending.
+    active: Vec<usize>,
     coef: Vec<f64>,
     /// Per row scratch of `hv`.
     hx: Vec<f64>,
@@ -206,6 +208,7 @@ impl<'a> Erm<'a> {
             xs: vec![0.0; l],
             wtw: 0.0,
             h: vec![0.0; l],
+            active: Vec::with_capacity(l),
             coef: vec![0.0; l],
             hx: vec![0.0; l],
         }
@@ -297,7 +300,10 @@ impl<'a> Erm<'a> {
             self.coef[i] = gc;
             self.h[i] = h;
         }
-        xtv(&self.xt, &self.coef, g);
+        self.active.clear();
+        self.active
+            .extend((0..self.y.len()).filter(|&i| self.h[i] != 0.0 || self.coef[i] != 0.0));
+        self.xtv(&self.coef, g);
         let two = self.curvature_factor();
         for (gj, wj) in g.iter_mut().zip(w) {
             *gj = wj + two * *gj;
@@ -329,7 +335,7 @@ impl<'a> Erm<'a> {
                     0.0
                 };
             });
-        xtv(&self.xt, &self.hx, hs);
+        self.xtv(&self.hx, hs);
         let two = self.curvature_factor();
         for (hj, sj) in hs.iter_mut().zip(s) {
             *hj = sj + two * *hj;
@@ -339,10 +345,48 @@ impl<'a> Erm<'a> {
         }
     }
 
+    /// Whether the rows with non-zero curvature are few enough that one pass over them
+    /// beats all columns shared among the threads. Either way each output element sums
+    /// the same terms in the same (ascending row) order, so the bits are the same.
+    fn by_rows(&self) -> bool {
+        self.active.len() * rayon::current_num_threads() <= self.y.len()
+    }
+
+    /// `out = X' a`, where `a` is zero outside `active`.
+    fn xtv(&self, a: &[f64], out: &mut [f64]) {
+        if self.by_rows() {
+            out.fill(0.0);
+            for &i in &self.active {
+                if a[i] != 0.0 {
+                    self.x.axpy(i, a[i], out);
+                }
+            }
+        } else {
+            xtv(&self.xt, a, out);
+        }
+    }
+
     fn diag_preconditioner(&self, m: &mut [f64]) {
         let (c, h, xt) = (&self.c, &self.h, &self.xt);
         let squared = self.curvature_factor() == 2.0;
         let bias = self.bias;
+        if self.by_rows() {
+            m.fill(1.0);
+            if let Some(j) = bias {
+                m[j] = 0.0;
+            }
+            for &i in &self.active {
+                let ch = if squared { 2.0 } else { h[i] };
+                let (idx, val) = self.x.row(i);
+                for (&j, &v) in idx.iter().zip(val) {
+                    m[j as usize] += v * v * c[i] * ch;
+                }
+            }
+            for v in m.iter_mut() {
+                *v = (1.0 - ALPHA_PCG) + ALPHA_PCG * *v;
+            }
+            return;
+        }
         m.par_iter_mut()
             .enumerate()
             .with_min_len(MIN_TASK)
