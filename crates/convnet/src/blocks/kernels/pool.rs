@@ -78,21 +78,29 @@ fn first_max(a: f32, b: f32) -> f32 {
     }
 }
 
-/// Index (within the plane) of the first maximum of a window, scanning row-major;
-/// None only for an empty window, which checked geometry never produces.
+/// Index (within the plane) of the first maximum of a window, scanning row-major.
+/// Starting from -inf makes it agree with [`window_max`] on NaNs (skipped).
 #[inline]
-fn window_argmax(x: &[f32], w: usize, rows: (usize, usize), cols: (usize, usize)) -> Option<usize> {
-    let mut best: Option<(usize, f32)> = None;
+fn window_argmax(x: &[f32], w: usize, rows: (usize, usize), cols: (usize, usize)) -> usize {
+    let mut best = rows.0 * w + cols.0;
+    let mut m = f32::NEG_INFINITY;
     for r in rows.0..rows.1 {
-        let row = x.get(r * w + cols.0..r * w + cols.1)?;
-        for (j, &v) in row.iter().enumerate() {
-            match best {
-                Some((_, b)) if !(v > b) => {}
-                _ => best = Some((r * w + cols.0 + j, v)),
+        let base = r * w;
+        for (c, &v) in x[base + cols.0..base + cols.1].iter().enumerate() {
+            if v > m {
+                m = v;
+                best = base + cols.0 + c;
             }
         }
     }
-    best.map(|(i, _)| i)
+    best
+}
+
+#[inline]
+fn window_max(x: &[f32], w: usize, rows: (usize, usize), cols: (usize, usize)) -> f32 {
+    (rows.0..rows.1)
+        .flat_map(|r| &x[r * w + cols.0..r * w + cols.1])
+        .fold(f32::NEG_INFINITY, |m, &v| first_max(m, v))
 }
 
 fn window_sum(x: &[f32], w: usize, rows: (usize, usize), cols: (usize, usize)) -> f32 {
@@ -121,7 +129,37 @@ fn max_plane_2x2_s2(x: &[f32], g: &Geometry, y: &mut [f32]) {
             .zip(r0.chunks_exact(2))
             .zip(r1.chunks_exact(2))
         {
-            *yv = first_max(first_max(a[0], a[1]), first_max(b[0], b[1]));
+            // The same order as window_max, so both paths agree bit for bit.
+            let m = first_max(first_max(f32::NEG_INFINITY, a[0]), a[1]);
+            *yv = first_max(first_max(m, b[0]), b[1]);
+        }
+    }
+}
+
+/// Windows do not overlap here, so each dx is written once, without a scan.
+fn max_plane_backward_2x2_s2(x: &[f32], g: &Geometry, dy: &[f32], dx: &mut [f32]) {
+    let (w, n) = (g.w, 2 * g.ow);
+    for (oy, dyrow) in dy.chunks_exact(g.ow).enumerate() {
+        let (top, bottom) = (2 * oy * w, (2 * oy + 1) * w);
+        let (dx0, dx1) = dx[top..bottom + n].split_at_mut(w);
+        let (r0, r1) = (&x[top..top + n], &x[bottom..bottom + n]);
+        let rows = r0.chunks_exact(2).zip(r1.chunks_exact(2));
+        let outs = dx0.chunks_exact_mut(2).zip(dx1[..n].chunks_exact_mut(2));
+        for ((&d, (a, b)), (da, db)) in dyrow.iter().zip(rows).zip(outs) {
+            // As window_argmax: the last strict increase in row-major order wins,
+            // and the first pixel when none does.
+            let m = first_max(f32::NEG_INFINITY, a[0]);
+            let t01 = a[1] > m;
+            let m = first_max(m, a[1]);
+            let t10 = b[0] > m;
+            let t11 = b[1] > first_max(m, b[0]);
+            let w10 = t10 && !t11;
+            let w01 = t01 && !t10 && !t11;
+            let w00 = !(t01 || t10 || t11);
+            da[0] = if w00 { d } else { 0.0 };
+            da[1] = if w01 { d } else { 0.0 };
+            db[0] = if w10 { d } else { 0.0 };
+            db[1] = if t11 { d } else { 0.0 };
         }
     }
 }
@@ -129,9 +167,7 @@ fn max_plane_2x2_s2(x: &[f32], g: &Geometry, y: &mut [f32]) {
 fn max_plane(x: &[f32], g: &Geometry, win: &Windows, y: &mut [f32]) {
     for (yrow, &rows) in y.chunks_exact_mut(g.ow).zip(&win.rows) {
         for (yv, &cols) in yrow.iter_mut().zip(&win.cols) {
-            *yv = window_argmax(x, g.w, rows, cols)
-                .and_then(|i| x.get(i).copied())
-                .unwrap_or(f32::NEG_INFINITY);
+            *yv = window_max(x, g.w, rows, cols);
         }
     }
 }
@@ -147,9 +183,7 @@ fn avg_plane(x: &[f32], g: &Geometry, win: &Windows, count_pad: bool, y: &mut [f
 fn max_plane_backward(x: &[f32], g: &Geometry, win: &Windows, dy: &[f32], dx: &mut [f32]) {
     for (dyrow, &rows) in dy.chunks_exact(g.ow).zip(&win.rows) {
         for (&d, &cols) in dyrow.iter().zip(&win.cols) {
-            if let Some(t) = window_argmax(x, g.w, rows, cols).and_then(|i| dx.get_mut(i)) {
-                *t += d;
-            }
+            dx[window_argmax(x, g.w, rows, cols)] += d;
         }
     }
 }
@@ -205,11 +239,18 @@ pub fn max_backward(x: &[f32], g: &Geometry, dy: &[f32], dx: &mut [f32]) {
         return;
     }
     let win = Windows::new(g);
+    let fast = g.is_2x2_s2();
     dx.par_chunks_mut(g.plane_in())
         .zip(x.par_chunks(g.plane_in()))
         .zip(dy.par_chunks(g.plane_out()))
         .with_min_len(g.min_planes())
-        .for_each(|((dxp, xp), dyp)| max_plane_backward(xp, g, &win, dyp, dxp));
+        .for_each(|((dxp, xp), dyp)| {
+            if fast {
+                max_plane_backward_2x2_s2(xp, g, dyp, dxp)
+            } else {
+                max_plane_backward(xp, g, &win, dyp, dxp)
+            }
+        });
 }
 
 /// Spreads each dy of average pooling evenly over its window in `dx` (zeroed by the
