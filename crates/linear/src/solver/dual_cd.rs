@@ -15,6 +15,7 @@
 //! at convergence).
 
 use super::order::Order;
+use super::rows::Rows;
 use super::{SolveInfo, SolverParams, SubProblem};
 
 /// LIBLINEAR 2.50's `dual_solver_max_iter`.
@@ -89,7 +90,7 @@ fn svc_dual(
     loss: Loss,
 ) -> (SolveInfo, Vec<f64>) {
     check_shapes(prob, w);
-    let x = prob.x;
+    let x = Rows::new(prob.x);
     let l = x.n_rows();
     let y: Vec<f64> = prob
         .y
@@ -250,7 +251,7 @@ fn svr_dual(
     loss: Loss,
 ) -> (SolveInfo, Vec<f64>) {
     check_shapes(prob, w);
-    let x = prob.x;
+    let x = Rows::new(prob.x);
     let y = prob.y;
     let l = x.n_rows();
     let c = params.c_pos;
@@ -335,7 +336,7 @@ pub fn l2r_lr_dual(prob: &SubProblem, params: &SolverParams, w: &mut [f64]) -> S
     const MAX_INNER_ITER: usize = 100;
     const ETA: f64 = 0.1;
     check_shapes(prob, w);
-    let x = prob.x;
+    let x = Rows::new(prob.x);
     let l = x.n_rows();
     let y: Vec<f64> = prob
         .y

@@ -45,3 +45,4 @@ pub mod mcsvm;
 pub mod newton;
 pub mod oneclass;
 mod order;
+mod rows;

@@ -10,6 +10,7 @@
 //! `(value, index)` it selects and sorts by is total, a deterministic selection gives
 //! the same pairs, and `params.seed` is not used.
 
+use super::rows::Rows;
 use super::{SolveInfo, SolverParams};
 use crate::sparse::Csr;
 
@@ -23,7 +24,7 @@ pub fn one_class(x: &Csr, params: &SolverParams, w: &mut [f64]) -> (SolveInfo, f
     let l = x.n_rows();
     let alpha = initial_alpha(l, params.nu);
     let mut st = State {
-        x,
+        x: Rows::new(x),
         qd: (0..l).map(|i| x.sq_norm(i)).collect(),
         alpha,
         g: vec![0.0; l],
@@ -54,7 +55,7 @@ fn initial_alpha(l: usize, nu: f64) -> Vec<f64> {
 }
 
 struct State<'a> {
-    x: &'a Csr,
+    x: Rows<'a>,
     qd: Vec<f64>,
     alpha: Vec<f64>,
     g: Vec<f64>,
@@ -171,7 +172,7 @@ impl State<'_> {
         if !violating {
             return;
         }
-        let mut quad = self.qd[i] + self.qd[j] - 2.0 * sparse_dot(x, i, j);
+        let mut quad = self.qd[i] + self.qd[j] - 2.0 * sparse_dot(x.csr(), i, j);
         if quad <= 0.0 {
             quad = 1e-12;
         }
