@@ -1,8 +1,87 @@
-//! (to be written)
+//! `convnet test MODEL`: objective, top-1 and top-5 error, and the confusion matrix.
+
+use crate::datasets;
+use anyhow::Result;
+use convnet::data::normalize::Normalization;
+use convnet::net;
+use convnet::train::{evaluate, Evaluation};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// A model file written by `convnet train`
+    pub model: PathBuf,
+    /// Data folder with the test split; default: the embedded digits
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long, default_value_t = 100)]
+    pub batch: usize,
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+/// The model's network and normalisation, ready to evaluate.
+pub fn load(model: &Path) -> Result<(net::Network, Normalization)> {
+    let (network, meta) = net::load_model(model)?;
+    let norm = if meta.normalization.is_empty() {
+        Normalization::None
+    } else {
+        Normalization::from_json(&meta.normalization)?
+    };
+    Ok((network, norm))
+}
+
+/// The confusion matrix as text: rows are true classes, columns predictions.
+pub fn confusion_table(classes: &[String], m: &[Vec<usize>]) -> String {
+    let width = m
+        .iter()
+        .flatten()
+        .map(|v| v.to_string().len())
+        .chain(classes.iter().map(|c| c.len()))
+        .max()
+        .unwrap_or(1)
+        + 1;
+    let mut s = format!("{:>w$} |", "true\\pred", w = width.max(9));
+    for c in classes {
+        s += &format!("{c:>width$}");
+    }
+    s.push('\n');
+    for (c, row) in classes.iter().zip(m) {
+        s += &format!("{c:>w$} |", w = width.max(9));
+        for v in row {
+            s += &format!("{v:>width$}");
+        }
+        s.push('\n');
+    }
+    s
+}
+
+pub fn report(e: &Evaluation, classes: &[String]) -> String {
+    format!(
+        "images {}  objective {:.4}  top-1 error {:.2}%  top-5 error {:.2}%\nconfusion matrix:\n{}",
+        e.tally.images,
+        e.tally.mean_objective(),
+        e.tally.top1err() * 100.0,
+        e.tally.top5err() * 100.0,
+        confusion_table(classes, &e.confusion)
+    )
+}
+
+pub fn run(args: Args) -> Result<()> {
+    datasets::set_threads(args.threads)?;
+    let (mut network, norm) = load(&args.model)?;
+    let data = datasets::load_split(args.data.as_deref(), "test", network.input_size())?;
+    if data.classes.len() != network.classes().len() {
+        anyhow::bail!(
+            "{}: the model has {} classes but the data has {}",
+            args.model.display(),
+            network.classes().len(),
+            data.classes.len()
+        );
+    }
+    let classes = data.classes.clone();
+    let e = evaluate(&mut network, Arc::new(data), &norm, args.batch.max(1))?;
+    print!("{}", report(&e, &classes));
+    Ok(())
 }

@@ -13,6 +13,8 @@ mod cmd_show;
 mod cmd_test;
 mod cmd_train;
 mod cmd_viz;
+mod datasets;
+mod plot;
 
 #[derive(Parser)]
 #[command(

@@ -21,6 +21,15 @@ pub enum Error {
     /// A problem in a network (description, a layer's wiring, training).
     #[error("layer '{layer}': {msg}")]
     Layer { layer: String, msg: String },
+    /// Training produced a NaN or an infinite value.
+    #[error("training diverged at epoch {epoch}, batch {batch}: {what}; try a lower learning rate{hint}")]
+    Diverged {
+        epoch: usize,
+        batch: usize,
+        what: String,
+        /// Where the last good checkpoint is, when there is one.
+        hint: String,
+    },
     /// Anything else the caller asked for that cannot be done.
     #[error("{0}")]
     Invalid(String),

@@ -4,6 +4,7 @@
 //! [`data`] knows tensors only. The library never prints and never exits: every
 //! failure is an [`Error`] that names the block, layer, file or line concerned.
 
+pub mod atomic;
 pub mod blocks;
 pub mod data;
 pub mod error;

@@ -3,8 +3,8 @@
 pub mod eltwise;
 pub mod pool;
 
+pub mod bnorm;
 pub mod conv_gemm;
 pub mod gemm;
 pub mod im2col;
-pub mod bnorm;
 pub mod lrn;

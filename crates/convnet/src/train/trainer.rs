@@ -1,0 +1,247 @@
+//! The epoch loop: shuffled minibatches from the seed, forward, backward, aggregate
+//! gradients, update; statistics per epoch on training and validation data; a
+//! checkpoint after every epoch; divergence checks after every step.
+
+use super::checkpoint;
+use super::schedule::Schedule;
+use super::solver::{ParamSlot, Solver, SolverKind};
+use super::stats::{evaluate, label_tensor, EpochStats, Tally};
+use crate::data::batch::{derive_seed, BatchOptions, Batcher};
+use crate::data::dataset::Dataset;
+use crate::data::jitter::Jitter;
+use crate::data::normalize::Normalization;
+use crate::error::{Error, Result};
+use crate::net::{Mode, Network};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+const STREAM_DROPOUT: u64 = 0x4452_4f50; // "DROP"
+
+/// How to train. The same options, seed and thread count give the same model.
+#[derive(Clone, Debug, Serialize)]
+pub struct TrainOptions {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub schedule: Schedule,
+    pub solver: SolverKind,
+    pub weight_decay: f32,
+    pub seed: u64,
+    pub jitter: Jitter,
+    /// Where checkpoints go; None trains without them.
+    #[serde(skip)]
+    pub out_dir: Option<PathBuf>,
+    /// Continue from the last checkpoint in `out_dir`.
+    #[serde(skip)]
+    pub resume: bool,
+}
+
+/// What the loop tells its caller as it goes (the CLI draws a progress bar from it).
+#[derive(Debug)]
+pub enum Progress<'a> {
+    EpochStart {
+        epoch: usize,
+        epochs: usize,
+        batches: usize,
+    },
+    Batch {
+        batch: usize,
+        images: usize,
+        mean_objective: f64,
+    },
+    Evaluating,
+    EpochEnd {
+        stats: &'a EpochStats,
+        checkpoint: Option<&'a std::path::Path>,
+    },
+}
+
+/// The outcome: one entry per epoch, resumed ones included.
+#[derive(Clone, Debug)]
+pub struct TrainRun {
+    pub history: Vec<EpochStats>,
+    pub resumed_from: Option<usize>,
+}
+
+/// What must be equal for a checkpoint to be resumed by this run.
+fn run_identity(
+    net: &Network,
+    opts: &TrainOptions,
+    norm: &Normalization,
+) -> Result<BTreeMap<String, String>> {
+    let run = serde_json::json!({
+        "batch_size": opts.batch_size,
+        "schedule": opts.schedule,
+        "solver": opts.solver,
+        "weight_decay": opts.weight_decay,
+        "seed": opts.seed,
+        "jitter": opts.jitter,
+    });
+    let mut m = BTreeMap::new();
+    m.insert("description".into(), net.desc().to_toml());
+    m.insert("normalization".into(), norm.to_json()?);
+    m.insert("run".into(), run.to_string());
+    Ok(m)
+}
+
+/// Trains `net` on `train_set`, evaluating on `val_set` after each epoch.
+pub fn train(
+    net: &mut Network,
+    train_set: Arc<Dataset>,
+    val_set: Option<Arc<Dataset>>,
+    normalization: &Normalization,
+    opts: &TrainOptions,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<TrainRun> {
+    opts.schedule.validate()?;
+    if opts.epochs == 0 {
+        return Err(Error::Invalid("train: --epochs must be at least 1".into()));
+    }
+    let mut solver = Solver::new(opts.solver, opts.weight_decay)?;
+    let identity = run_identity(net, opts, normalization)?;
+    let mut history = Vec::new();
+    let mut resumed_from = None;
+    if let (true, Some(dir)) = (opts.resume, &opts.out_dir) {
+        if let Some(e) = checkpoint::last_epoch(dir)? {
+            let r = checkpoint::load(dir, e, net, &mut solver, &identity)?;
+            history = r.history;
+            resumed_from = Some(r.epoch);
+        }
+    }
+    if let Some(dir) = &opts.out_dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    }
+    let mut bopts = BatchOptions::new(opts.batch_size, opts.seed);
+    bopts.jitter = opts.jitter.clone();
+    bopts.normalization = normalization.clone();
+    let batcher = Batcher::new(train_set, bopts)?;
+    let mut last_good =
+        resumed_from.and_then(|e| opts.out_dir.as_ref().map(|d| checkpoint::path(d, e)));
+
+    for epoch in resumed_from.unwrap_or(0)..opts.epochs {
+        let lr = opts.schedule.lr(epoch);
+        progress(Progress::EpochStart {
+            epoch: epoch + 1,
+            epochs: opts.epochs,
+            batches: batcher.len(),
+        });
+        let started = Instant::now();
+        let mut tally = Tally::default();
+        for (b, batch) in batcher.epoch(epoch)?.enumerate() {
+            let (x, labels) = batch?;
+            let diverged = |what: String| Error::Diverged {
+                epoch: epoch + 1,
+                batch: b + 1,
+                what,
+                hint: last_good
+                    .as_ref()
+                    .map(|p| format!(" (the last good checkpoint, {}, is intact)", p.display()))
+                    .unwrap_or_default(),
+            };
+            net.set_rng_seed(derive_seed(&[
+                opts.seed,
+                STREAM_DROPOUT,
+                epoch as u64,
+                b as u64,
+            ]));
+            net.forward(
+                &[("input", &x), ("label", &label_tensor(&labels)?)],
+                Mode::Train,
+            )?;
+            let objective = net
+                .objective()
+                .ok_or_else(|| Error::Invalid("the network computes no 'objective'".into()))?;
+            if !objective.is_finite() {
+                return Err(diverged(first_nonfinite_output(net)));
+            }
+            let scores = net
+                .prediction()
+                .ok_or_else(|| Error::Invalid("the network has no 'prediction' variable".into()))?;
+            tally.add(objective as f64, scores, &labels)?;
+            net.backward(1.0)?;
+            if let Some(p) = net.params().find(|p| !p.grad.all_finite()) {
+                return Err(diverged(format!(
+                    "the gradient of '{}' in layer '{}' is not finite",
+                    p.name, p.layer
+                )));
+            }
+            update(net, &mut solver, lr, labels.len())?;
+            if let Some(p) = net.params().find(|p| !p.value.all_finite()) {
+                return Err(diverged(format!(
+                    "the update made '{}' in layer '{}' not finite (learning rate {lr})",
+                    p.name, p.layer
+                )));
+            }
+            progress(Progress::Batch {
+                batch: b + 1,
+                images: labels.len(),
+                mean_objective: tally.mean_objective(),
+            });
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        progress(Progress::Evaluating);
+        let val = match &val_set {
+            Some(v) => Some(evaluate(net, v.clone(), normalization, opts.batch_size)?.tally),
+            None => None,
+        };
+        history.push(EpochStats {
+            epoch: epoch + 1,
+            lr,
+            train_objective: tally.mean_objective(),
+            train_top1err: tally.top1err(),
+            train_top5err: tally.top5err(),
+            val_objective: val.as_ref().map(Tally::mean_objective),
+            val_top1err: val.as_ref().map(Tally::top1err),
+            val_top5err: val.as_ref().map(Tally::top5err),
+            images_per_s: tally.images as f64 / seconds.max(1e-9),
+        });
+        let saved = match &opts.out_dir {
+            Some(dir) => Some(checkpoint::save(
+                dir,
+                epoch + 1,
+                net,
+                &solver,
+                &history,
+                &identity,
+            )?),
+            None => None,
+        };
+        if let Some(stats) = history.last() {
+            progress(Progress::EpochEnd {
+                stats,
+                checkpoint: saved.as_deref(),
+            });
+        }
+        last_good = saved.or(last_good);
+    }
+    Ok(TrainRun {
+        history,
+        resumed_from,
+    })
+}
+
+/// The update step: the gradients are already aggregated over the batch (and, in a
+/// data-parallel run, over processes, before this is called).
+fn update(net: &mut Network, solver: &mut Solver, lr: f32, batch: usize) -> Result<()> {
+    let mut slots: Vec<ParamSlot> = net
+        .params_mut()
+        .map(|p| ParamSlot {
+            value: p.value.data_mut(),
+            grad: p.grad.data(),
+            lr_mult: p.lr_mult,
+            decay_mult: p.decay_mult,
+        })
+        .collect();
+    solver.step(&mut slots, lr, batch)
+}
+
+/// Names the first layer (in execution order) whose output holds a NaN or infinity.
+fn first_nonfinite_output(net: &Network) -> String {
+    net.layers()
+        .iter()
+        .find(|l| net.var(&l.output).is_some_and(|t| !t.all_finite()))
+        .map(|l| format!("the output of layer '{}' is not finite", l.name))
+        .unwrap_or_else(|| "the objective is not finite".into())
+}
