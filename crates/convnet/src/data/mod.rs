@@ -4,6 +4,7 @@ pub mod batch;
 pub mod dataset;
 pub mod digits;
 pub mod folder;
+pub mod folds;
 pub mod idx;
 pub mod jitter;
 pub mod letters;
