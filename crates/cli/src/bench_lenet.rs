@@ -5,6 +5,7 @@
 use crate::cmd_train;
 use anyhow::{Context, Result};
 use convnet::data::digits;
+use convnet::data::normalize::Normalization;
 use convnet::net::Mode;
 use std::time::Instant;
 
@@ -54,7 +55,9 @@ pub fn run(args: Args) -> Result<()> {
         quiet: true,
     };
     let test = digits::test()?;
-    let result = cmd_train::run_training(&targs, digits::train()?, Some(test.clone()));
+    let train = digits::train()?;
+    let mean = Normalization::mean_image(&train)?;
+    let result = cmd_train::run_training_with(&targs, train, Some(test.clone()), mean);
     let _ = std::fs::remove_dir_all(&out);
     let (mut network, history, norm) = result?;
     for s in &history {

@@ -19,7 +19,7 @@ pub struct Args {
     /// Data folder (MNIST IDX files, or an image folder with train/ and test/); default: the embedded digits
     #[arg(long)]
     pub data: Option<PathBuf>,
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = 20)]
     pub epochs: usize,
     #[arg(long, default_value_t = 100)]
     pub batch: usize,
@@ -150,11 +150,24 @@ fn epoch_line(s: &EpochStats) -> String {
     )
 }
 
-/// Trains as `args` says; returns the network, its history and the normalisation.
+/// Trains as `args` says, inputs standardised per channel (mean and standard deviation
+/// of the training set, so one learning rate suits 0..255 digits and photographs alike);
+/// returns the network, its history and the normalisation.
 pub fn run_training(
     args: &Args,
     data_train: convnet::data::dataset::Dataset,
     data_val: Option<convnet::data::dataset::Dataset>,
+) -> Result<(Network, Vec<EpochStats>, Normalization)> {
+    let normalization = Normalization::per_channel(&data_train)?;
+    run_training_with(args, data_train, data_val, normalization)
+}
+
+/// As [`run_training`], with the given normalisation.
+pub fn run_training_with(
+    args: &Args,
+    data_train: convnet::data::dataset::Dataset,
+    data_val: Option<convnet::data::dataset::Dataset>,
+    normalization: Normalization,
 ) -> Result<(Network, Vec<EpochStats>, Normalization)> {
     let opts = options(args)?;
     let mut desc = net::resolve(&args.net)?;
@@ -162,7 +175,6 @@ pub fn run_training(
         desc.classes = data_train.classes.clone();
     }
     let mut network = Network::from_desc(&desc, args.seed)?;
-    let normalization = Normalization::per_channel(&data_train)?;
     let total = data_train.len() as u64;
     let mut bar = ProgressBar::hidden();
     let mut on_progress = |p: Progress| match p {

@@ -100,7 +100,12 @@ where
             let num = (zp - zm) / (2.0 * tol.eps as f64);
             let ana = g.data()[i] as f64;
             let bound = tol.atol + tol.rtol * num.abs().max(ana.abs());
-            if !((num - ana).abs() <= bound) {
+            // A NaN on either side fails the check, which `>` alone would let through.
+            let within = matches!(
+                (num - ana).abs().partial_cmp(&bound),
+                Some(std::cmp::Ordering::Less | std::cmp::Ordering::Equal)
+            );
+            if !within {
                 return Err(format!(
                     "input {k} element {i} of shape {:?}: numeric {num:.6} analytic {ana:.6}",
                     inputs[k].shape()

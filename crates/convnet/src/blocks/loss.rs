@@ -158,6 +158,8 @@ fn sigmoid(z: f64) -> f64 {
 }
 
 /// The first index of the largest score other than `l`.
+// `!(v > b)` rather than `v <= b`: a NaN score never displaces the best so far.
+#[allow(clippy::neg_cmp_op_on_partial_ord)]
 fn best_other(col: &[f32], l: usize) -> Option<usize> {
     col.iter()
         .enumerate()

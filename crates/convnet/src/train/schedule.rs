@@ -31,7 +31,7 @@ impl Schedule {
                 bad("step decay needs a positive rate, a positive gamma and a period of at least one epoch")
             }
             Schedule::Cosine { lr, min_lr, epochs }
-                if !ok(*lr) || !(min_lr.is_finite() && *min_lr >= 0.0) || *epochs == 0 =>
+                if !ok(*lr) || !min_lr.is_finite() || *min_lr < 0.0 || *epochs == 0 =>
             {
                 bad("cosine needs a positive rate, a non-negative minimum and at least one epoch")
             }
