@@ -1,6 +1,6 @@
 //! `convnet test MODEL`: objective, top-1 and top-5 error, and the confusion matrix.
 
-use crate::datasets;
+use crate::{datasets, heatmap};
 use anyhow::Result;
 use convnet::data::normalize::Normalization;
 use convnet::net;
@@ -19,6 +19,9 @@ pub struct Args {
     pub batch: usize,
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Where to draw the confusion matrix as a heat map; default: confusion.png beside the model
+    #[arg(long)]
+    pub confusion: Option<PathBuf>,
 }
 
 /// The model's network and normalisation, ready to evaluate.
@@ -83,5 +86,17 @@ pub fn run(args: Args) -> Result<()> {
     let classes = data.classes.clone();
     let e = evaluate(&mut network, Arc::new(data), &norm, args.batch.max(1))?;
     print!("{}", report(&e, &classes));
+    let png = args
+        .confusion
+        .clone()
+        .unwrap_or_else(|| args.model.with_file_name("confusion.png"));
+    let name = args.model.file_name().unwrap_or_default().to_string_lossy();
+    let title = format!(
+        "{name}: {} images, top-1 error {:.2}%",
+        e.tally.images,
+        e.tally.top1err() * 100.0
+    );
+    heatmap::confusion(&png, &classes, &e.confusion, &title)?;
+    println!("wrote {}", png.display());
     Ok(())
 }

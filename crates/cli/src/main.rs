@@ -14,6 +14,7 @@ mod cmd_test;
 mod cmd_train;
 mod cmd_viz;
 mod datasets;
+mod heatmap;
 mod plot;
 
 #[derive(Parser)]
