@@ -43,7 +43,7 @@ pub struct ActivationsArgs {
     pub model: PathBuf,
     /// A PNG or JPEG image (fitted to the network's input as `convnet predict` does),
     /// then the PNG to write; with --digit, only the PNG to write
-    #[arg(value_name = "IMAGE] [OUT", num_args = 1..=2, required = true)]
+    #[arg(value_names = ["IMAGE", "OUT.png"], num_args = 1..=2, required = true)]
     pub paths: Vec<PathBuf>,
     /// Use image I of the embedded digits' test set instead of an image file (the set
     /// cycles through the classes, so image 7 is a 7)
@@ -202,8 +202,8 @@ fn weight<'a>(network: &'a Network, layer: &Layer) -> Result<&'a Tensor> {
 
 // ------------------------------------------------------------ activations
 
-/// Feature maps are enlarged by a whole factor to about this size (smaller ones) or
-/// shrunk to fit twice it (larger ones).
+/// Feature maps are enlarged by the whole factor that brings them nearest this size
+/// (smaller ones), or shrunk to fit twice it (larger ones).
 const MAP_PX: usize = 56;
 const MAX_MAPS: usize = 32;
 /// Space between maps, around the picture, and between rows.
@@ -234,7 +234,8 @@ impl Row<'_> {
 fn map_px(h: usize, w: usize) -> (usize, usize) {
     let m = h.max(w).max(1);
     if m <= MAP_PX {
-        let f = MAP_PX / m;
+        // The whole factor nearest to MAP_PX / m.
+        let f = ((2 * MAP_PX + m) / (2 * m)).max(1);
         (w * f, h * f)
     } else if m <= 2 * MAP_PX {
         (w, h)
@@ -306,7 +307,10 @@ fn embedded_digit(i: usize, opts: &FolderOptions) -> Result<(Vec<f32>, String)> 
     let test = digits::test()?;
     let n = test.len();
     let (Ok(pixels), Some(label)) = (test.image(i), test.labels.get(i)) else {
-        bail!("--digit {i}: the embedded test set has images 0..{}", n - 1);
+        bail!(
+            "--digit {i}: the embedded test set has images 0..{}",
+            n.saturating_sub(1)
+        );
     };
     let [_, _, dh, dw] = test.images.shape() else {
         bail!("embedded digits: unexpected shape");
@@ -322,7 +326,7 @@ fn embedded_digit(i: usize, opts: &FolderOptions) -> Result<(Vec<f32>, String)> 
 /// The input as loaded (0..255, before normalisation): one colour tile when it has 3
 /// channels, else one grey tile per channel.
 fn input_row(pixels: &[f32], c: usize, h: usize, w: usize) -> Row<'_> {
-    let planes: Vec<&[f32]> = pixels.chunks(h * w).collect();
+    let planes: Vec<&[f32]> = pixels.chunks((h * w).max(1)).collect();
     let (tw, th) = map_px(h, w);
     let tiles = if c == 3 {
         vec![(
@@ -383,7 +387,7 @@ fn layer_row<'a>(layer: &Layer, data: &'a [f32], c: usize, h: usize, w: usize) -
             label += &format!("  (first {MAX_MAPS} maps)");
         }
         let (tw, th) = map_px(h, w);
-        data.chunks(h * w)
+        data.chunks((h * w).max(1))
             .take(MAX_MAPS)
             .map(|m| (Tile::own_range(vec![m], h, w), tw, th))
             .collect()

@@ -243,7 +243,7 @@ fn viz_activations_reads_an_image_file_fitted_to_the_input_in_colour() {
     assert!(printed.contains("fitted to 3x32x32"), "{printed}");
     assert!(printed.contains("  conv5 -> prediction"), "{printed}");
     let img = png(&out);
-    // The input is one colour tile (32 px enlarged to 56/32 = 1x: 32 px).
+    // The input is one colour tile, at least 32 px a side, under the first label.
     let p = img.get_pixel(8 + 20, 8 + 20 + 10);
     assert!(p[0] != p[1] || p[1] != p[2], "{p:?}");
 }
