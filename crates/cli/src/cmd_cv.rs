@@ -83,6 +83,13 @@ fn run_fold(args: &Args, data: &Dataset, folds: &Folds, i: usize) -> Result<Fold
     let train_set = data.subset(&folds.train(i))?;
     let test_set = data.subset(folds.test(i))?;
     let (train_images, test_images) = (train_set.len(), test_set.len());
+    if !args.train.quiet {
+        eprintln!(
+            "fold {}/{}: training on {train_images} images, {test_images} held out",
+            i + 1,
+            folds.k()
+        );
+    }
     let (mut network, history, norm) = cmd_train::run_training(&fold_args, train_set, None)?;
     cmd_train::write_outputs(&fold_args.out, &network, &history, &norm)?;
     prune_checkpoints(&fold_args.out, fold_args.epochs)?;

@@ -90,9 +90,9 @@ pub fn run(args: Args) -> Result<()> {
         .confusion
         .clone()
         .unwrap_or_else(|| args.model.with_file_name("confusion.png"));
-    let name = args.model.file_name().unwrap_or_default().to_string_lossy();
     let title = format!(
-        "{name}: {} images, top-1 error {:.2}%",
+        "{}: {} images, top-1 error {:.2}%",
+        args.model.display(),
         e.tally.images,
         e.tally.top1err() * 100.0
     );

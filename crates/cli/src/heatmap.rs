@@ -11,7 +11,7 @@ use std::path::Path;
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
 
 const MARGIN: i32 = 12;
-const LABEL_SIZE: f64 = 14.0;
+const LABEL_SIZE: f64 = 16.0;
 const TITLE_SIZE: f64 = 18.0;
 const BAR_GAP: i32 = 24;
 const BAR_WIDTH: i32 = 18;
@@ -105,7 +105,7 @@ impl Layout {
             LABEL_SIZE as i32 + 6
         };
         let x0 = MARGIN + LABEL_SIZE as i32 + 10 + name_width + 8;
-        let y0 = MARGIN + TITLE_SIZE as i32 + 14;
+        let y0 = MARGIN + TITLE_SIZE as i32 + 26;
         let scale_width = text_size(&max.to_string(), LABEL_SIZE).0.max(40);
         let width = (x0 + k * cell + BAR_GAP + BAR_WIDTH + 6 + scale_width + MARGIN)
             .max(text_size(title, TITLE_SIZE).0 + 2 * MARGIN);
@@ -242,7 +242,7 @@ fn scale(area: &Area, l: &Layout, max: usize) -> Result<()> {
     draw_text(
         area,
         "count",
-        (x + BAR_WIDTH / 2, top - 4),
+        (x + BAR_WIDTH / 2, top - 12),
         style(LABEL_SIZE * 0.85, HPos::Center, VPos::Bottom),
     )
 }
