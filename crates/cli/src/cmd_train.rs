@@ -34,7 +34,8 @@ pub struct Args {
     pub solver: String,
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f32,
-    #[arg(long, default_value_t = 0.0005)]
+    /// L2 weight decay (0.002 keeps 20 jittered epochs on 8,000 digits from overfitting)
+    #[arg(long, default_value_t = 0.002)]
     pub weight_decay: f32,
     /// Jitter the training images (shift, rotation, scale; mirroring never for digits)
     #[arg(long, default_value = "digits", value_parser = ["none", "digits", "images"])]
