@@ -73,85 +73,133 @@ fn filters(args: FiltersArgs) -> Result<()> {
     let layer = conv_layer(&network, args.layer.as_deref())
         .with_context(|| format!("{}", args.model.display()))?;
     let w = weight(&network, layer)?;
-    let &[n, cin, kh, kw] = w.shape() else {
-        bail!(
-            "layer '{}': weight has shape {:?}, (out, in, kh, kw) expected",
-            layer.name,
-            w.shape()
-        );
-    };
-    let colour = cin == 3;
-    let per_filter = if colour || cin == 1 {
-        1
-    } else {
-        cin.min(MAX_CHANNELS)
-    };
-    let shown = n.min(if per_filter == 1 {
-        MAX_SINGLE_TILE_FILTERS
-    } else {
-        MAX_FILTERS
-    });
-    let scale = FILTER_TILE_PX.div_ceil(kh.max(kw).max(1));
-    let (tw, th) = (kw * scale, kh * scale);
-    // One cell per filter: its channel tiles side by side, 1 px apart; cells are set
-    // further apart when they hold several tiles so that filters read as groups.
-    let inner = 1;
-    let cell_w = per_filter * tw + (per_filter - 1) * inner;
-    let grid = Grid::near_square(shown, cell_w, th, if per_filter > 1 { 6 } else { 2 });
-    let (width, height) = grid.size();
-    let mut canvas = Canvas::new(width, height)?;
-    let plane = kh * kw;
-    let data = w.data();
-    for f in 0..shown {
-        let filter = data
-            .get(f * cin * plane..(f + 1) * cin * plane)
-            .context("weight data shorter than its shape")?;
-        let range = value_range(filter.iter().copied());
-        let channel = |c: usize| &filter[c * plane..(c + 1) * plane];
-        let (x0, y0) = grid.origin(f);
-        if colour {
-            let tile = Tile {
-                planes: (0..3).map(channel).collect(),
-                h: kh,
-                w: kw,
-                range,
-            };
-            canvas.draw(&tile, x0, y0, tw, th);
-            continue;
-        }
-        for c in 0..per_filter {
-            let tile = Tile {
-                planes: vec![channel(c)],
-                h: kh,
-                w: kw,
-                range,
-            };
-            canvas.draw(&tile, x0 + c * (tw + inner), y0, tw, th);
-        }
-    }
+    let m = FilterMontage::new(w.shape()).with_context(|| format!("layer '{}'", layer.name))?;
+    let canvas = m.draw(w.data())?;
+    let (width, height) = canvas.size();
     canvas.save(&args.out)?;
     println!(
-        "layer {} ({}): {n} filters of {cin}x{kh}x{kw} (in x h x w)",
+        "layer {} ({}): {} filters of {}x{}x{} (in x h x w)",
         layer.name,
-        layer.kind.type_name()
+        layer.kind.type_name(),
+        m.n,
+        m.cin,
+        m.kh,
+        m.kw
     );
-    let what = if colour {
-        "one colour tile per filter (input channels as red, green, blue)".to_string()
-    } else if per_filter == 1 {
-        "one grey tile per filter".to_string()
-    } else {
-        format!("one row of grey tiles per filter, one tile per input channel (first {per_filter} of {cin})")
-    };
-    println!(
-        "drew {shown} of {n} filters: {what}; {tw}x{th} px tiles, each filter scaled to its own range"
-    );
+    println!("{}", m.describe());
     println!(
         "wrote {} ({width}x{height} px, {} x {} filters)",
         args.out.display(),
-        grid.cols,
-        grid.rows
+        m.grid.cols,
+        m.grid.rows
     );
     Ok(())
+}
+
+/// How a weight of (n, cin, kh, kw) is drawn. Each shown filter is one cell: one
+/// colour tile (cin == 3), one grey tile (cin == 1), or else its first channels as grey
+/// tiles side by side, 1 px apart; cells of several tiles are set further apart so
+/// that filters read as groups.
+struct FilterMontage {
+    n: usize,
+    cin: usize,
+    kh: usize,
+    kw: usize,
+    colour: bool,
+    per_filter: usize,
+    shown: usize,
+    tile_w: usize,
+    tile_h: usize,
+    grid: Grid,
+}
+
+/// Pixels between the channel tiles of one filter.
+const INNER_GAP: usize = 1;
+
+impl FilterMontage {
+    fn new(shape: &[usize]) -> Result<FilterMontage> {
+        let &[n, cin, kh, kw] = shape else {
+            bail!("weight has shape {shape:?}, (out, in, kh, kw) expected");
+        };
+        let colour = cin == 3;
+        let per_filter = if colour || cin == 1 {
+            1
+        } else {
+            cin.min(MAX_CHANNELS)
+        };
+        let cap = if per_filter == 1 {
+            MAX_SINGLE_TILE_FILTERS
+        } else {
+            MAX_FILTERS
+        };
+        let shown = n.min(cap);
+        let scale = FILTER_TILE_PX.div_ceil(kh.max(kw).max(1));
+        let (tile_w, tile_h) = (kw * scale, kh * scale);
+        let cell_w = per_filter * tile_w + (per_filter - 1) * INNER_GAP;
+        let gap = if per_filter > 1 { 6 } else { 2 };
+        Ok(FilterMontage {
+            n,
+            cin,
+            kh,
+            kw,
+            colour,
+            per_filter,
+            shown,
+            tile_w,
+            tile_h,
+            grid: Grid::near_square(shown, cell_w, tile_h, gap),
+        })
+    }
+
+    /// The montage of the weight's values, each filter on the range of all its values.
+    fn draw(&self, data: &[f32]) -> Result<Canvas> {
+        let (width, height) = self.grid.size();
+        let mut canvas = Canvas::new(width, height)?;
+        let plane = self.kh * self.kw;
+        let len = self.cin * plane;
+        for f in 0..self.shown {
+            let filter = data
+                .get(f * len..(f + 1) * len)
+                .context("weight data shorter than its shape")?;
+            let channel = |c: usize| &filter[c * plane..(c + 1) * plane];
+            let tiles: Vec<Vec<&[f32]>> = if self.colour {
+                vec![(0..3).map(channel).collect()]
+            } else {
+                (0..self.per_filter).map(|c| vec![channel(c)]).collect()
+            };
+            let range = value_range(filter.iter().copied());
+            let (x0, y0) = self.grid.origin(f);
+            let (tw, th) = (self.tile_w, self.tile_h);
+            for (c, planes) in tiles.into_iter().enumerate() {
+                let tile = Tile {
+                    planes,
+                    h: self.kh,
+                    w: self.kw,
+                    range,
+                };
+                canvas.draw(&tile, x0 + c * (tw + INNER_GAP), y0, tw, th);
+            }
+        }
+        Ok(canvas)
+    }
+
+    /// What was drawn, with the caps that applied.
+    fn describe(&self) -> String {
+        let what = if self.colour {
+            "one colour tile per filter (input channels as red, green, blue)".to_string()
+        } else if self.per_filter == 1 {
+            "one grey tile per filter".to_string()
+        } else {
+            format!(
+                "one row of grey tiles per filter, one tile per input channel (first {} of {})",
+                self.per_filter, self.cin
+            )
+        };
+        format!(
+            "drew {} of {} filters: {what}; {}x{} px tiles, each filter scaled to its own range",
+            self.shown, self.n, self.tile_w, self.tile_h
+        )
+    }
 }
 
 /// The convolution layer `name`, or the first one; an error lists them all.
@@ -246,13 +294,7 @@ fn map_px(h: usize, w: usize) -> (usize, usize) {
 }
 
 fn activations(args: ActivationsArgs) -> Result<()> {
-    let (image, out) = match (args.digit, args.paths.as_slice()) {
-        (None, [image, out]) => (Some(image), out),
-        (Some(_), [out]) => (None, out),
-        (None, [_]) => bail!("give an IMAGE and the PNG to write, or --digit I and the PNG"),
-        (Some(_), _) => bail!("give either an IMAGE or --digit, not both"),
-        _ => bail!("expected IMAGE OUT.png"),
-    };
+    let (image, out) = input_and_output(&args)?;
     let (mut network, norm) = cmd_test::load(&args.model)?;
     let [h, w, c] = network.input_size().with_context(|| {
         format!(
@@ -261,10 +303,9 @@ fn activations(args: ActivationsArgs) -> Result<()> {
         )
     })?;
     let opts = FolderOptions::new(c, h, w);
-    let (pixels, source) = match (image, args.digit) {
-        (Some(path), _) => (folder::load_image(path, &opts)?, path.display().to_string()),
-        (None, Some(i)) => embedded_digit(i, &opts)?,
-        (None, None) => bail!("no input image"),
+    let (pixels, source) = match image {
+        Input::File(path) => (folder::load_image(path, &opts)?, path.display().to_string()),
+        Input::Digit(i) => embedded_digit(i, &opts)?,
     };
     let mut x = pixels.clone();
     norm.apply_image(&mut x, c, h, w)?;
@@ -285,20 +326,43 @@ fn activations(args: ActivationsArgs) -> Result<()> {
         println!("  {}", row.label);
         rows.push(row);
     }
-    if let Some(p) = network.prediction() {
-        let prob = softmax::softmax_forward(p)?;
-        let prob = prob.data();
-        if let Some(k) = (0..prob.len()).max_by(|&a, &b| prob[a].total_cmp(&prob[b])) {
-            let name = network.classes().get(k).cloned().unwrap_or(k.to_string());
-            println!("predicted class: {name} (probability {:.4})", prob[k]);
-        }
-    }
+    print_prediction(&network)?;
     let (width, height) = draw_rows(&rows, out)?;
     println!(
         "wrote {} ({width}x{height} px, {} rows: the input, then one per layer)",
         out.display(),
         rows.len()
     );
+    Ok(())
+}
+
+enum Input<'a> {
+    File(&'a Path),
+    Digit(usize),
+}
+
+/// The input image and the PNG to write, from the positional paths and --digit.
+fn input_and_output(args: &ActivationsArgs) -> Result<(Input<'_>, &Path)> {
+    Ok(match (args.digit, args.paths.as_slice()) {
+        (None, [image, out]) => (Input::File(image), out),
+        (Some(i), [out]) => (Input::Digit(i), out),
+        (None, [_]) => bail!("give an IMAGE and the PNG to write, or --digit I and the PNG"),
+        (Some(_), _) => bail!("give either an IMAGE or --digit, not both"),
+        _ => bail!("expected IMAGE OUT.png"),
+    })
+}
+
+/// The most likely class and its softmax probability, when the network predicts.
+fn print_prediction(network: &Network) -> Result<()> {
+    let Some(p) = network.prediction() else {
+        return Ok(());
+    };
+    let prob = softmax::softmax_forward(p)?;
+    let prob = prob.data();
+    if let Some(k) = (0..prob.len()).max_by(|&a, &b| prob[a].total_cmp(&prob[b])) {
+        let name = network.classes().get(k).cloned().unwrap_or(k.to_string());
+        println!("predicted class: {name} (probability {:.4})", prob[k]);
+    }
     Ok(())
 }
 
