@@ -19,6 +19,17 @@ fn compare_with_250(
     test: &(linear::sparse::Csr, Vec<f64>),
     runs: &[(&str, &str)],
 ) {
+    compare_with_250_within(dir, train, test, runs, &|_| 1e-3);
+}
+
+/// As [`compare_with_250`], with the relative objective tolerance of each run's tag.
+fn compare_with_250_within(
+    dir: &Path,
+    train: &(linear::sparse::Csr, Vec<f64>),
+    test: &(linear::sparse::Csr, Vec<f64>),
+    runs: &[(&str, &str)],
+    rel_tol: &dyn Fn(&str) -> f64,
+) {
     let train_path = write_set(dir, "train.txt", train);
     let test_path = write_set(dir, "test.txt", test);
     let theirs = liblinear_250(&train_path, &test_path, dir, runs);
@@ -122,7 +133,7 @@ fn compare_with_250(
                 // Both objectives are the function the solver minimises: stopping lower
                 // than LIBLINEAR (one more Newton step, a dual solver that went further
                 // at its loose default tolerance) is being more converged, not wrong.
-                a - b <= 1e-3 * b.abs() + 2e-6
+                a - b <= rel_tol(tag) * b.abs() + 2e-6
             };
             if !close {
                 failures.push(format!(
@@ -150,7 +161,8 @@ fn trained_targets(model: &Model, prob: &Problem, k: usize) -> Vec<f64> {
 fn digits_classifiers_match_liblinear_250() {
     require_refs();
     let dir = tempfile::tempdir().unwrap();
-    let runs: Vec<(String, String)> = (0..8)
+    let runs: Vec<(String, String)> = [0, 1, 2, 3, 4, 7]
+        .iter()
         .map(|s| (format!("s{s}"), format!("-s {s}")))
         .chain([("s0B".to_string(), "-s 0 -B 1 -R".to_string())])
         .collect();
@@ -160,6 +172,66 @@ fn digits_classifiers_match_liblinear_250() {
         &digits("train", 2000),
         &digits("test", 2000),
         &runs,
+    );
+}
+
+/// The L1-regularised solvers visit coordinates in a random order and stop when the
+/// summed violation falls below `eps` times the first one; at the default eps = 0.01
+/// that leaves the objective loose by more than 1e-3, so LIBLINEAR itself, run again
+/// (its `rand()` stream goes on between runs), lands on different objectives. At the
+/// default tolerance ours must be within twice the spread of four LIBLINEAR runs; at a
+/// tight tolerance (-e 0.0001) within 1e-3 relative, as every other solver.
+///
+/// Four runs, not two: on these 2,000 digits eight LIBLINEAR runs of -s 6 spread by up
+/// to 4.8% on one sub-problem (148.99 to 156.13), ours with --seed 1 to 8 by up to 5.8%
+/// (98.78 to 104.49), both stopping after 6 to 8 Newton steps, and where the two runs
+/// the test used to take differed by only 0.62%, eight runs of each on sub-problem 7
+/// ranged over 129.77-131.24 (LIBLINEAR) and 129.70-131.79 (ours): the same spread,
+/// which two runs underestimate.
+#[test]
+fn digits_l1_solvers_match_liblinear_250_within_its_own_spread() {
+    require_refs();
+    let dir = tempfile::tempdir().unwrap();
+    let train = digits("train", 2000);
+    let test = digits("test", 2000);
+    let tags: Vec<(String, &str)> = ["-s 5", "-s 6"]
+        .iter()
+        .flat_map(|opts| (0..4).map(move |k| (format!("{}{k}", &opts[3..]), *opts)))
+        .collect();
+    let again: Vec<(&str, &str)> = tags.iter().map(|(t, o)| (t.as_str(), *o)).collect();
+    let train_path = write_set(dir.path(), "train.txt", &train);
+    let test_path = write_set(dir.path(), "test.txt", &test);
+    let r = liblinear_250(&train_path, &test_path, dir.path(), &again);
+    // Per sub-problem (max - min) / min over the runs, the largest over sub-problems.
+    let spread = |runs: &[RefRun]| {
+        (0..runs[0].objectives.len())
+            .map(|k| {
+                let v = runs.iter().map(|r| r.objectives[k].0);
+                let lo = v.clone().fold(f64::INFINITY, f64::min);
+                let hi = v.fold(f64::NEG_INFINITY, f64::max);
+                (hi - lo) / lo.abs()
+            })
+            .fold(0.0f64, f64::max)
+    };
+    let (s5, s6) = (spread(&r[..4]), spread(&r[4..]));
+    eprintln!("LIBLINEAR 2.50 against itself, 4 runs: -s 5 {s5:.2e}, -s 6 {s6:.2e} relative");
+    assert!(s5 > 0.0 && s6 > 0.0, "LIBLINEAR's runs should differ");
+    let tol = |tag: &str| match tag {
+        "s5" => (2.0 * s5).max(1e-3),
+        "s6" => (2.0 * s6).max(1e-3),
+        _ => 1e-3,
+    };
+    compare_with_250_within(
+        dir.path(),
+        &train,
+        &test,
+        &[
+            ("s5", "-s 5"),
+            ("s6", "-s 6"),
+            ("s5t", "-s 5 -e 0.0001"),
+            ("s6t", "-s 6 -e 0.0001"),
+        ],
+        &tol,
     );
 }
 
