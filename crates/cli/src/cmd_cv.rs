@@ -149,16 +149,7 @@ pub fn run(args: Args) -> Result<()> {
     datasets::set_threads(t.threads)?;
     let desc = net::resolve(&t.net)?;
     let data = datasets::load_all(t.data.as_deref(), desc.input_size())?;
-    if !desc.classes.is_empty() && desc.classes.len() != data.classes.len() {
-        anyhow::bail!(
-            "--net {}: the network scores {} classes but the data has {} ({}); give its last layer {} outputs",
-            t.net,
-            desc.classes.len(),
-            data.classes.len(),
-            data.classes.join(", "),
-            data.classes.len()
-        );
-    }
+    cmd_train::check_classes(&t.net, &desc, &data.classes)?;
     let folds = Folds::stratified(&data.labels, &data.classes, args.folds, t.seed)?;
     let k = folds.k();
     let classes = data.classes.clone();

@@ -151,6 +151,20 @@ fn epoch_line(s: &EpochStats) -> String {
     )
 }
 
+/// Fails unless the network predicts as many classes as the data has.
+pub fn check_classes(net: &str, desc: &net::NetDesc, classes: &[String]) -> Result<()> {
+    if !desc.classes.is_empty() && desc.classes.len() != classes.len() {
+        anyhow::bail!(
+            "--net {net}: the network scores {} classes but the data has {} ({}); give its last layer {} outputs",
+            desc.classes.len(),
+            classes.len(),
+            classes.join(", "),
+            classes.len()
+        );
+    }
+    Ok(())
+}
+
 /// Trains as `args` says, inputs standardised per channel (mean and standard deviation
 /// of the training set, so one learning rate suits 0..255 digits and photographs alike);
 /// returns the network, its history and the normalisation.
@@ -172,9 +186,9 @@ pub fn run_training_with(
 ) -> Result<(Network, Vec<EpochStats>, Normalization)> {
     let opts = options(args)?;
     let mut desc = net::resolve(&args.net)?;
-    if desc.classes.is_empty() || desc.classes.len() != data_train.classes.len() {
-        desc.classes = data_train.classes.clone();
-    }
+    check_classes(&args.net, &desc, &data_train.classes)?;
+    // The data's class names (folder names, letters) replace the description's numbers.
+    desc.classes = data_train.classes.clone();
     let mut network = Network::from_desc(&desc, args.seed)?;
     let total = data_train.len() as u64;
     let mut bar = ProgressBar::hidden();

@@ -63,6 +63,7 @@ enum BenchCommand {
 }
 
 fn main() {
+    restore_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => cmd_train::run(a),
@@ -77,7 +78,34 @@ fn main() {
         Command::Viz(c) => cmd_viz::run(c),
     };
     if let Err(e) = result {
-        eprintln!("convnet: error: {e:#}");
+        eprintln!("convnet: error: {}", chain(&e));
         std::process::exit(1);
+    }
+}
+
+/// The error and its causes, "a: b: c", leaving out a cause whose text the message before
+/// it already ends with (the library's I/O errors quote their source).
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// Rust ignores SIGPIPE, so `convnet ... | head` would panic on the closed pipe; a
+/// command-line tool should end quietly instead, as other Unix tools do.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; SIG_DFL is valid.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

@@ -107,6 +107,9 @@ impl View for F32View<'_> {
     }
 }
 
+/// The one metadata entry our files hold: every key and value, as a JSON object.
+const METADATA_KEY: &str = "convnet";
+
 /// Writes named f32 tensors and string metadata as one safetensors file,
 /// atomically (a temporary file in the same folder, flushed, renamed over `path`).
 pub fn save_tensors(
@@ -130,7 +133,11 @@ pub fn save_tensors(
             format!("tensor '{dup}' is given twice"),
         ));
     }
-    let meta: HashMap<String, String> = metadata.into_iter().collect();
+    // The safetensors writer takes a HashMap, whose order changes from run to run; one
+    // key holding the sorted map as JSON keeps identical runs' files byte-identical.
+    let packed = serde_json::to_string(&metadata)
+        .map_err(|e| Error::file(path, None, format!("cannot encode metadata: {e}")))?;
+    let meta: HashMap<String, String> = HashMap::from([(METADATA_KEY.to_string(), packed)]);
     let views = tensors.iter().map(|(n, t)| (n.to_string(), F32View(t)));
     let written = safetensors::serialize_to_file(views, &Some(meta), &tmp)
         .map_err(|e| Error::file(path, None, format!("cannot write: {e}")))
@@ -172,11 +179,21 @@ pub fn load_tensors(path: &Path) -> Result<(BTreeMap<String, Tensor>, BTreeMap<S
             .map_err(|e| Error::file(path, None, format!("tensor '{name}': {e}")))?;
         tensors.insert(name.to_string(), t);
     }
-    let metadata = header
+    let mut metadata: BTreeMap<String, String> = header
         .metadata()
         .clone()
         .unwrap_or_default()
         .into_iter()
         .collect();
+    if let Some(packed) = metadata.remove(METADATA_KEY) {
+        let unpacked: BTreeMap<String, String> = serde_json::from_str(&packed).map_err(|e| {
+            Error::file(
+                path,
+                None,
+                format!("metadata '{METADATA_KEY}' is not a JSON map: {e}"),
+            )
+        })?;
+        metadata.extend(unpacked);
+    }
     Ok((tensors, metadata))
 }
