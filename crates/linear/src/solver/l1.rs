@@ -238,13 +238,15 @@ pub fn l1r_l2_svc(prob: &SubProblem, params: &SolverParams, w: &mut [f64]) -> So
 /// before: one shrunk early that the other coordinates' moves later make worth
 /// moving waits until then. At a tight `-e` reaching that tolerance on the wrong
 /// active set can take most of the 1000 iterations (digits, one-vs-rest, -e 0.0001:
-/// 750 iterations converging to an objective 2.5% above the optimum, then too few
+/// 750 iterations converging to an objective 2.7% above the optimum, then too few
 /// left), so that a tighter `-e` ended higher than the default. As newGLMNET (`-s 6`)
 /// looks at every coordinate once per Newton step and tightens its inner tolerance
 /// as it goes, the shrunk coordinates come back at each of the tolerances `eps *
 /// 10^k` down to `eps`, and a full pass meeting one moves to the next. The run at
 /// `-e 0.0001` is then the run at `-e 0.01` (same seed) continued, as stages at ratios
-/// of ten line up, so it ends no higher. The stopping rule is LIBLINEAR's: a full
+/// of ten line up, and as every accepted step lowers the objective it ends no
+/// higher. On the digits it also stops sooner at the default `-e` (7-16% fewer
+/// iterations), having found the right active set earlier. The stopping rule is LIBLINEAR's: a full
 /// pass whose violation is within `eps` of the first.
 struct Stages {
     eps: f64,
