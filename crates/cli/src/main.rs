@@ -15,6 +15,7 @@ mod cmd_train;
 mod cmd_viz;
 mod datasets;
 mod heatmap;
+mod ocr;
 mod plot;
 
 #[derive(Parser)]

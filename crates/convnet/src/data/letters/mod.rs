@@ -76,6 +76,11 @@ pub struct LetterOptions {
     pub noise: f32,
     /// Probability that a letter has a letter (not a space) on each side.
     pub neighbours: f32,
+    /// Probability that a letter window is centred anywhere on the letter's ink (1.5 px in
+    /// from its edges) rather than within `shift_x` of its middle: a reader sliding along
+    /// a line then names a letter over its whole width, so that wide letters (m, w) are
+    /// not read as the narrower letters their halves look like (n, v).
+    pub span: f32,
 }
 
 impl Default for LetterOptions {
@@ -89,11 +94,22 @@ impl Default for LetterOptions {
             blur: 1.0,
             noise: 0.08,
             neighbours: 0.85,
+            span: 0.0,
         }
     }
 }
 
 impl LetterOptions {
+    /// The default jitter with half the letter windows centred anywhere on the letter's
+    /// ink: what a line reader is trained on (a third reads worse: 93.3% of held-out
+    /// letters and 65 of 255 sentences against 94.1% and 72).
+    pub fn reader() -> Self {
+        LetterOptions {
+            span: 0.5,
+            ..LetterOptions::default()
+        }
+    }
+
     /// No jitter at all: the letter exactly as `render_line` draws it, between neighbours.
     pub fn none() -> Self {
         LetterOptions {
@@ -105,6 +121,7 @@ impl LetterOptions {
             blur: 0.0,
             noise: 0.0,
             neighbours: 0.85,
+            span: 0.0,
         }
     }
 }
@@ -175,15 +192,29 @@ impl LetterSet {
 
 /// The median advance width of each letter a-z over `fonts` at the 32 px line scale.
 pub fn typical_advances(fonts: &[Font]) -> Result<Vec<f32>> {
+    median_per_letter(fonts, |_, p, _| p.advance)
+}
+
+/// The median over `fonts` of the wider of each letter's advance and ink, px of a 32 px
+/// line: how long a reader trained with [`LetterOptions::span`] reads one letter (j and
+/// f reach past their advance), so the decoder's run splitting should use these.
+pub fn typical_widths(fonts: &[Font]) -> Result<Vec<f32>> {
+    median_per_letter(fonts, |font, p, scale| {
+        let (a, b) = sample::ink_span(font, p, scale);
+        p.advance.max(b - a)
+    })
+}
+
+fn median_per_letter(
+    fonts: &[Font],
+    measure: impl Fn(&Font, &Placed, ab_glyph::PxScale) -> f32,
+) -> Result<Vec<f32>> {
     let mut per_letter = vec![Vec::new(); 26];
     for font in fonts {
-        let (placed, _) = layout(
-            font,
-            "abcdefghijklmnopqrstuvwxyz",
-            line_scale(font, WINDOW as f32),
-        )?;
+        let scale = line_scale(font, WINDOW as f32);
+        let (placed, _) = layout(font, "abcdefghijklmnopqrstuvwxyz", scale)?;
         for (widths, p) in per_letter.iter_mut().zip(&placed) {
-            widths.push(p.advance);
+            widths.push(measure(font, p, scale));
         }
     }
     Ok(per_letter

@@ -15,6 +15,9 @@ use crate::error::Result;
 /// stroke changes of half a pixel are possible.
 const SS: usize = 2;
 
+/// How far inside a letter's ink edges a window spanning the letter may be centred, px.
+const SPAN_MARGIN: f32 = 1.5;
+
 /// Where the window is centred, in pixels along the rendered text (x) at 1x scale.
 struct Scene {
     text: String,
@@ -26,7 +29,7 @@ fn random_letter(rng: &mut Xoshiro256PlusPlus) -> char {
 }
 
 /// The ink's horizontal extent of a placed glyph, in pixels from the line start.
-fn ink_span(font: &Font, p: &Placed, scale: PxScale) -> (f32, f32) {
+pub(super) fn ink_span(font: &Font, p: &Placed, scale: PxScale) -> (f32, f32) {
     let sf = font.face().as_scaled(scale);
     match font.face().outline(p.id) {
         Some(o) => {
@@ -76,6 +79,18 @@ fn scene(
         // Narrow letters (i, l) get less horizontal play, so that the reader's run of a
         // letter stays inside its own ink.
         let (placed, _) = layout(font, &text, scale)?;
+        if o.span > 0.0 && rng.gen::<f32>() < o.span {
+            let (a, b) = placed
+                .get(1)
+                .map_or((0.0, 0.0), |p| ink_span(font, p, scale));
+            let (lo, hi) = (a + SPAN_MARGIN, b - SPAN_MARGIN);
+            let centre_x = if hi > lo {
+                rng.gen_range(lo..hi)
+            } else {
+                0.5 * (a + b)
+            };
+            return Ok(Scene { text, centre_x });
+        }
         let width = placed.get(1).map_or(0.0, |p| p.advance);
         let jitter = (o.shift_x * (width / 12.0).min(1.0)).max(0.0);
         return centred(text, 1, rng, jitter);
