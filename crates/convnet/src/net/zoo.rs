@@ -169,10 +169,14 @@ fn lenet(bn: bool) -> NetDesc {
 }
 
 /// The letters reader: 32x32x1 windows, classes a-z and background. Every layer is an
-/// unpadded convolution or pooling, so a window gives a 1x1 output and a 32xW text line
-/// gives one prediction per 4 px (the total stride), exactly the window's prediction at
-/// each of those positions. Narrow (16, 32, 128 channels; 3.4 MFLOPs a window) so that
-/// `convnet ocr train` runs in minutes on two cores.
+/// unpadded convolution or pooling (or a per-position batch normalisation or dropout),
+/// so a window gives a 1x1 output and a 32xW text line gives one prediction per 4 px
+/// (the total stride), exactly the window's prediction at each of those positions.
+/// Narrow (16, 32, 128 channels; 3.5 MFLOPs a window) so that `convnet ocr train` runs
+/// in minutes on two cores. Batch normalisation after each convolution and dropout
+/// before the classifier are what carry it across typefaces: with the same training,
+/// held-out letters went from 94.1% to 96.0% and sentences read with at most one wrong
+/// character from 72 to 146 of 255 (batch normalisation alone: 96.2% and 135).
 fn letters() -> NetDesc {
     let mut n = Net::new("letters", [32, 32, 1], 27, Init::He);
     // The same names as the letters data set, so that a model's classes read a..z, _.
@@ -181,14 +185,17 @@ fn letters() -> NetDesc {
         .chain(["_".to_string()])
         .collect();
     let max = PoolMethod::Max;
-    n.conv("conv1", [5, 5, 1, 16], 1, 0);
-    n.relu("relu1");
-    n.pool("pool1", max, 2, 2, Pad::all(0));
-    n.conv("conv2", [5, 5, 16, 32], 1, 0);
-    n.relu("relu2");
-    n.pool("pool2", max, 2, 2, Pad::all(0));
-    n.conv("conv3", [5, 5, 32, 128], 1, 0);
-    n.relu("relu3");
+    let convs: [[usize; 4]; 3] = [[5, 5, 1, 16], [5, 5, 16, 32], [5, 5, 32, 128]];
+    for (k, size) in convs.iter().enumerate() {
+        let k = k + 1;
+        without_bias(n.conv(&format!("conv{k}"), *size, 1, 0));
+        n.push(&format!("bn{k}"), bnorm());
+        n.relu(&format!("relu{k}"));
+        if k < 3 {
+            n.pool(&format!("pool{k}"), max, 2, 2, Pad::all(0));
+        }
+    }
+    n.push("drop3", LayerKind::Dropout { rate: 0.3 });
     n.conv("conv4", [1, 1, 128, 27], 1, 0);
     n.predicts();
     n.loss();
