@@ -3,7 +3,7 @@
 use crate::cmd_test;
 use anyhow::{Context, Result};
 use convnet::blocks::softmax;
-use convnet::data::folder::{self, FolderOptions};
+use convnet::data::folder;
 use convnet::net::Mode;
 use convnet::train::stats::class_scores;
 use std::path::PathBuf;
@@ -18,14 +18,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let (mut network, norm) = cmd_test::load(&args.model)?;
-    let [h, w, c] = network.input_size().with_context(|| {
-        format!(
-            "{}: the network declares no input size",
-            args.model.display()
-        )
-    })?;
-    let opts = FolderOptions::new(c, h, w);
+    let (mut network, norm, opts) = cmd_test::load_for_images(&args.model)?;
+    let (c, h, w) = (opts.channels, opts.height, opts.width);
     let classes = network.classes().to_vec();
     for path in &args.images {
         let mut pixels = folder::load_image(path, &opts)?;

@@ -1,7 +1,8 @@
 //! `convnet test MODEL`: objective, top-1 and top-5 error, and the confusion matrix.
 
 use crate::{datasets, heatmap};
-use anyhow::Result;
+use anyhow::{Context, Result};
+use convnet::data::folder::FolderOptions;
 use convnet::data::normalize::Normalization;
 use convnet::net;
 use convnet::train::{evaluate, Evaluation};
@@ -33,6 +34,15 @@ pub fn load(model: &Path) -> Result<(net::Network, Normalization)> {
         Normalization::from_json(&meta.normalization)?
     };
     Ok((network, norm))
+}
+
+/// As [`load`], with the options that fit an image file to the network's input.
+pub fn load_for_images(model: &Path) -> Result<(net::Network, Normalization, FolderOptions)> {
+    let (network, norm) = load(model)?;
+    let [h, w, c] = network
+        .input_size()
+        .with_context(|| format!("{}: the network declares no input size", model.display()))?;
+    Ok((network, norm, FolderOptions::new(c, h, w)))
 }
 
 /// The confusion matrix as text: rows are true classes, columns predictions.

@@ -295,14 +295,8 @@ fn map_px(h: usize, w: usize) -> (usize, usize) {
 
 fn activations(args: ActivationsArgs) -> Result<()> {
     let (image, out) = input_and_output(&args)?;
-    let (mut network, norm) = cmd_test::load(&args.model)?;
-    let [h, w, c] = network.input_size().with_context(|| {
-        format!(
-            "{}: the network declares no input size",
-            args.model.display()
-        )
-    })?;
-    let opts = FolderOptions::new(c, h, w);
+    let (mut network, norm, opts) = cmd_test::load_for_images(&args.model)?;
+    let (c, h, w) = (opts.channels, opts.height, opts.width);
     let (pixels, source) = match image {
         Input::File(path) => (folder::load_image(path, &opts)?, path.display().to_string()),
         Input::Digit(i) => embedded_digit(i, &opts)?,

@@ -5,27 +5,9 @@
 use convnet::data::letters::{discover_fonts, Split, DEFAULT_FONT_DIR};
 use convnet::net::{save_model, zoo, Network};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn convnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convnet"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "failed: {}", stderr(&o));
-    stdout(&o)
-}
+mod common;
+use common::{convnet, ok, stderr, stdout};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -4,27 +4,10 @@
 use convnet::data::{digits, idx};
 use convnet::net::load_tensors;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn convnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convnet"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn ok(o: Output) -> String {
-    assert!(o.status.success(), "failed: {}", stderr(&o));
-    stdout(&o)
-}
+mod common;
+use common::{convnet, ok, stderr, stdout};
 
 /// The first `n` images of the embedded split, written as MNIST IDX files into `dir`.
 fn write_split(dir: &Path, split: &str, n: usize) {
