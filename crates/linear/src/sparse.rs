@@ -15,6 +15,36 @@ impl Csr {
         self.indptr.len().saturating_sub(1)
     }
 
+    /// The transpose (rows become columns), the rows of each column ascending.
+    pub fn transpose(&self) -> Csr {
+        let n = self.n_cols;
+        let mut count = vec![0usize; n + 1];
+        for &j in &self.indices {
+            count[j as usize + 1] += 1;
+        }
+        for j in 0..n {
+            count[j + 1] += count[j];
+        }
+        let mut next = count.clone();
+        let mut indices = vec![0u32; self.indices.len()];
+        let mut values = vec![0.0; self.values.len()];
+        for i in 0..self.n_rows() {
+            let (idx, val) = self.row(i);
+            for (&j, &v) in idx.iter().zip(val) {
+                let slot = &mut next[j as usize];
+                indices[*slot] = i as u32;
+                values[*slot] = v;
+                *slot += 1;
+            }
+        }
+        Csr {
+            indptr: count,
+            indices,
+            values,
+            n_cols: self.n_rows(),
+        }
+    }
+
     /// Column indices and values of row `i`.
     #[inline]
     pub fn row(&self, i: usize) -> (&[u32], &[f64]) {

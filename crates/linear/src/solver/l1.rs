@@ -34,29 +34,18 @@ struct Columns {
 
 impl Columns {
     fn new(x: &Csr, row_scale: impl Fn(usize) -> f64) -> Self {
-        let n = x.n_cols;
-        let mut ptr = vec![0usize; n + 1];
-        for &j in &x.indices {
-            ptr[j as usize + 1] += 1;
+        let t = x.transpose();
+        let rows: Vec<usize> = t.indices.iter().map(|&i| i as usize).collect();
+        let vals = rows
+            .iter()
+            .zip(&t.values)
+            .map(|(&i, &v)| v * row_scale(i))
+            .collect();
+        Columns {
+            ptr: t.indptr,
+            rows,
+            vals,
         }
-        for j in 0..n {
-            ptr[j + 1] += ptr[j];
-        }
-        let nnz = ptr[n];
-        let mut next = ptr.clone();
-        let mut rows = vec![0usize; nnz];
-        let mut vals = vec![0.0; nnz];
-        for i in 0..x.n_rows() {
-            let scale = row_scale(i);
-            let (idx, val) = x.row(i);
-            for (&j, &v) in idx.iter().zip(val) {
-                let k = next[j as usize];
-                rows[k] = i;
-                vals[k] = v * scale;
-                next[j as usize] += 1;
-            }
-        }
-        Columns { ptr, rows, vals }
     }
 
     #[inline]

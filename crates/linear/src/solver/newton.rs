@@ -130,36 +130,6 @@ fn xtv(xt: &Csr, a: &[f64], out: &mut [f64]) {
         });
 }
 
-/// The transpose of `x` (rows become columns), rows of each column ascending.
-fn transpose(x: &Csr) -> Csr {
-    let n = x.n_cols;
-    let mut count = vec![0usize; n + 1];
-    for &j in &x.indices {
-        count[j as usize + 1] += 1;
-    }
-    for j in 0..n {
-        count[j + 1] += count[j];
-    }
-    let mut next = count.clone();
-    let mut indices = vec![0u32; x.indices.len()];
-    let mut values = vec![0.0; x.values.len()];
-    for i in 0..x.n_rows() {
-        let (idx, val) = x.row(i);
-        for (&j, &v) in idx.iter().zip(val) {
-            let slot = &mut next[j as usize];
-            indices[*slot] = i as u32;
-            values[*slot] = v;
-            *slot += 1;
-        }
-    }
-    Csr {
-        indptr: count,
-        indices,
-        values,
-        n_cols: x.n_rows(),
-    }
-}
-
 /// The empirical risk, its gradient and Hessian-vector products, with the caches that
 /// LIBLINEAR keeps between calls (`wx`, `w'w`, the curvature weights of the last gradient).
 ///
@@ -199,7 +169,7 @@ impl<'a> Erm<'a> {
         let l = prob.y.len();
         Erm {
             x: prob.x,
-            xt: transpose(prob.x),
+            xt: prob.x.transpose(),
             y: prob.y,
             c,
             loss,
