@@ -636,15 +636,7 @@ mod tests {
     }
 
     fn objective_at(x: &Csr, y: &[f64], eps: f64) -> SolveInfo {
-        let params = SolverParams {
-            eps,
-            c_pos: 1.0,
-            c_neg: 1.0,
-            p: 0.1,
-            nu: 0.5,
-            unregularized_bias: None,
-            seed: 1,
-        };
+        let params = SolverParams::for_tests(eps);
         let mut w = vec![0.0; x.n_cols];
         l1r_l2_svc(&SubProblem { x, y }, &params, &mut w)
     }

@@ -30,6 +30,22 @@ pub struct SolverParams {
     pub seed: u64,
 }
 
+#[cfg(test)]
+impl SolverParams {
+    /// C = 1 for both classes, p = 0.1, nu = 0.5, regularised bias, seed 1.
+    pub(crate) fn for_tests(eps: f64) -> Self {
+        SolverParams {
+            eps,
+            c_pos: 1.0,
+            c_neg: 1.0,
+            p: 0.1,
+            nu: 0.5,
+            unregularized_bias: None,
+            seed: 1,
+        }
+    }
+}
+
 /// What a solver reports: iterations used and the final primal objective (for tests
 /// against LIBLINEAR), and whether it stopped at its iteration limit.
 #[derive(Clone, Debug, Default, PartialEq)]

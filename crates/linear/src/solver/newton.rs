@@ -521,15 +521,7 @@ mod tests {
     use crate::problem::Problem;
 
     fn params(eps: f64) -> SolverParams {
-        SolverParams {
-            eps,
-            c_pos: 1.0,
-            c_neg: 1.0,
-            p: 0.1,
-            nu: 0.5,
-            unregularized_bias: None,
-            seed: 1,
-        }
+        SolverParams::for_tests(eps)
     }
 
     /// Gradient of the objective by central differences matches `grad`.
