@@ -306,18 +306,7 @@ fn throughput_on_16x64x112x112() {
     ] {
         let mut y = pool::forward(&x, &o).unwrap();
         let d = y.dims4().unwrap();
-        let g = k::Geometry {
-            h: 112,
-            w: 112,
-            oh: d.h,
-            ow: d.w,
-            kh: o.window[0],
-            kw: o.window[1],
-            sh: o.stride[0],
-            sw: o.stride[1],
-            pad_top: o.pad.top,
-            pad_left: o.pad.left,
-        };
+        let g = pool::geometry(x.dims4().unwrap(), d, &o);
         let gb = |bytes: usize, ms: f64| 4.0 * bytes as f64 / ms / 1e6;
         let fwd = time_ms(10, || {
             drop(std::hint::black_box(pool::forward(&x, &o).unwrap()))

@@ -64,7 +64,8 @@ fn x_dims(x: &Tensor) -> Result<Dims4> {
         .map_err(|e| Error::block(BLOCK, format!("x: {e}")))
 }
 
-fn geometry(x: Dims4, y: Dims4, o: &PoolOpts) -> kernel::Geometry {
+/// The kernels' view of a pooling of `x` into `y` (for kernel-level benchmarks too).
+pub fn geometry(x: Dims4, y: Dims4, o: &PoolOpts) -> kernel::Geometry {
     kernel::Geometry {
         h: x.h,
         w: x.w,
