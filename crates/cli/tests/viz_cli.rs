@@ -6,23 +6,10 @@ use convnet::data::digits;
 use convnet::data::normalize::Normalization;
 use convnet::net::{save_model, zoo, Network};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn convnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convnet"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn ok(o: Output) -> String {
-    assert!(
-        o.status.success(),
-        "failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+mod common;
+use common::{convnet, ok};
 
 /// The command's error message; it must have failed.
 fn fails(o: Output) -> String {
