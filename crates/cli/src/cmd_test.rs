@@ -27,22 +27,47 @@ pub struct Args {
 
 /// The model's network and normalisation, ready to evaluate.
 pub fn load(model: &Path) -> Result<(net::Network, Normalization)> {
+    let (network, norm, _) = load_with_meta(model)?;
+    Ok((network, norm))
+}
+
+fn load_with_meta(model: &Path) -> Result<(net::Network, Normalization, net::ModelMeta)> {
     let (network, meta) = net::load_model(model)?;
     let norm = if meta.normalization.is_empty() {
         Normalization::None
     } else {
         Normalization::from_json(&meta.normalization)?
     };
-    Ok((network, norm))
+    Ok((network, norm, meta))
 }
 
-/// As [`load`], with the options that fit an image file to the network's input.
+/// As [`load`], with the options that fit an image file to the network's input: the
+/// model's own (its `input` metadata) when it has them, else a plain resize.
 pub fn load_for_images(model: &Path) -> Result<(net::Network, Normalization, FolderOptions)> {
-    let (network, norm) = load(model)?;
+    let (network, norm, meta) = load_with_meta(model)?;
     let [h, w, c] = network
         .input_size()
         .with_context(|| format!("{}: the network declares no input size", model.display()))?;
-    Ok((network, norm, FolderOptions::new(c, h, w)))
+    let mut opts = FolderOptions::new(c, h, w);
+    if !meta.input.is_empty() {
+        let stored: FolderOptions = serde_json::from_str(&meta.input).with_context(|| {
+            format!(
+                "{}: metadata 'input' is not valid image-fitting options",
+                model.display()
+            )
+        })?;
+        if (stored.channels, stored.height, stored.width) != (c, h, w) {
+            anyhow::bail!(
+                "{}: metadata 'input' fits images to {}x{}x{} but the network takes {h}x{w}x{c}",
+                model.display(),
+                stored.height,
+                stored.width,
+                stored.channels
+            );
+        }
+        opts.fit = stored.fit;
+    }
+    Ok((network, norm, opts))
 }
 
 /// The confusion matrix as text: rows are true classes, columns predictions.

@@ -2,7 +2,9 @@
 //! PyTorch-style loading with Python's safetensors where it is installed.
 
 use convnet::gradcheck::random;
-use convnet::net::{load_model, load_tensors, save_model, save_tensors, zoo, Mode, Network};
+use convnet::net::{
+    load_model, load_tensors, save_model, save_model_with, save_tensors, zoo, Mode, Network,
+};
 use convnet::Tensor;
 use std::collections::BTreeMap;
 
@@ -45,6 +47,14 @@ fn a_model_round_trips_bit_for_bit() {
     save_model(&path, &net, "").unwrap();
     let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(files.len(), 1);
+    assert_eq!(
+        load_model(&path).unwrap().1.input,
+        "",
+        "no fitting options saved"
+    );
+    let input = r#"{"channels":1,"height":28,"width":28,"fit":{"shorter_side":{"size":32}}}"#;
+    save_model_with(&path, &net, "", input).unwrap();
+    assert_eq!(load_model(&path).unwrap().1.input, input);
 }
 
 #[test]

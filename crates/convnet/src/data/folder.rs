@@ -22,6 +22,10 @@ pub enum Fit {
     Resize,
     /// Crop the largest centred region of the target's aspect ratio, then resize.
     CropResize,
+    /// ImageNet's test transform: resize (keeping the aspect ratio) so that the shorter
+    /// side is `size` pixels, then take the centred `height` x `width` crop (VGG and
+    /// ResNet: 256, then 224x224; MatConvNet's `border` is `size` minus the crop).
+    ShorterSide { size: usize },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +107,35 @@ fn centre_crop(img: &DynamicImage, h: usize, w: usize) -> DynamicImage {
     )
 }
 
+/// Resizes `img` so that its shorter side is `size` (aspect kept), then crops the centred
+/// `h` x `w` region; fails when that crop does not fit.
+fn shorter_side_crop(img: &DynamicImage, size: usize, h: usize, w: usize) -> Result<DynamicImage> {
+    if size < h.max(w) {
+        return Err(Error::Invalid(format!(
+            "image fit: the shorter side {size} is smaller than the {h}x{w} crop"
+        )));
+    }
+    let (iw, ih) = (img.width() as u64, img.height() as u64);
+    let s = size as u64;
+    let (rw, rh) = if iw <= ih {
+        (s, (ih * s).div_ceil(iw).max(s))
+    } else {
+        ((iw * s).div_ceil(ih).max(s), s)
+    };
+    let (Ok(rw), Ok(rh)) = (u32::try_from(rw), u32::try_from(rh)) else {
+        return Err(Error::Invalid(format!(
+            "image fit: {iw}x{ih} resized to a shorter side of {size} is too large"
+        )));
+    };
+    let resized = if (rw, rh) == (img.width(), img.height()) {
+        img.clone()
+    } else {
+        img.resize_exact(rw, rh, FilterType::Triangle)
+    };
+    let (x0, y0) = ((rw - w as u32) / 2, (rh - h as u32) / 2);
+    Ok(resized.crop_imm(x0, y0, w as u32, h as u32))
+}
+
 /// A decoded image as CHW 0..255 f32 of the options' size and channels.
 pub fn image_to_chw(img: &DynamicImage, opts: &FolderOptions) -> Result<Vec<f32>> {
     opts.validate()?;
@@ -120,6 +153,10 @@ pub fn image_to_chw(img: &DynamicImage, opts: &FolderOptions) -> Result<Vec<f32>
         Fit::Resize => img,
         Fit::CropResize => {
             cropped = centre_crop(img, h, w);
+            &cropped
+        }
+        Fit::ShorterSide { size } => {
+            cropped = shorter_side_crop(img, size, h, w)?;
             &cropped
         }
     };
@@ -275,6 +312,30 @@ mod tests {
         opts.fit = Fit::Resize;
         let out = image_to_chw(&DynamicImage::ImageRgb8(img), &opts).unwrap();
         assert!(out.iter().any(|&v| v < 255.0), "{out:?}");
+    }
+
+    #[test]
+    fn folder_shorter_side_resizes_then_crops_the_centre() {
+        // 12x6: white columns 5..7 in the middle. Shorter side 3 makes it 6x3; the
+        // centred 2x2 crop then covers the two middle columns only.
+        let mut img = RgbImage::new(12, 6);
+        for y in 0..6 {
+            for x in 4..8 {
+                img.put_pixel(x, y, Rgb([255, 255, 255]));
+            }
+        }
+        let mut opts = FolderOptions::new(1, 2, 2);
+        opts.fit = Fit::ShorterSide { size: 3 };
+        let out = image_to_chw(&DynamicImage::ImageRgb8(img.clone()), &opts).unwrap();
+        assert_eq!(out.len(), 4);
+        assert!(out.iter().all(|&v| v > 200.0), "{out:?}");
+        opts.fit = Fit::ShorterSide { size: 1 };
+        assert!(image_to_chw(&DynamicImage::ImageRgb8(img), &opts).is_err());
+        let json = serde_json::to_string(&Fit::ShorterSide { size: 256 }).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Fit>(&json).unwrap(),
+            Fit::ShorterSide { size: 256 }
+        );
     }
 
     #[test]

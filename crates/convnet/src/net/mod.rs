@@ -19,7 +19,9 @@ pub use desc::{InputDesc, LayerDesc, NetDesc};
 pub use graph::Network;
 pub use init::Init;
 pub use layer::{LayerKind, Param};
-pub use model_file::{load_model, load_tensors, save_model, save_tensors, ModelMeta};
+pub use model_file::{
+    load_model, load_tensors, save_model, save_model_with, save_tensors, ModelMeta,
+};
 pub use summary::{summarize, Summary, SummaryRow};
 
 /// Training mode draws dropout masks and normalises batches by their own moments

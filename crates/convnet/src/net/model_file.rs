@@ -1,7 +1,9 @@
 //! Model files: one `.safetensors` file holding the weights as `<layer>.<param>` in
 //! PyTorch's layout plus batch-norm buffers; the metadata holds the description
-//! (TOML, key `description`), the class names (JSON list, key `classes`) and the data
-//! layer's normalisation (an opaque JSON string, key `normalization`).
+//! (TOML, key `description`), the class names (JSON list, key `classes`), the data
+//! layer's normalisation (an opaque JSON string, key `normalization`) and how an image
+//! file is fitted to the input (an opaque JSON string, key `input`: the data layer's
+//! `FolderOptions`; absent means "resize to the input size").
 
 use super::desc::NetDesc;
 use super::graph::Network;
@@ -18,6 +20,8 @@ pub struct ModelMeta {
     pub classes: Vec<String>,
     /// Opaque JSON, as the trainer passed it ("" when absent).
     pub normalization: String,
+    /// Opaque JSON: how image files are fitted to the input ("" when absent).
+    pub input: String,
     /// Every metadata entry, the ones above included.
     pub raw: BTreeMap<String, String>,
 }
@@ -26,11 +30,21 @@ pub struct ModelMeta {
 pub const DESCRIPTION: &str = "description";
 pub const CLASSES: &str = "classes";
 pub const NORMALIZATION: &str = "normalization";
+pub const INPUT: &str = "input";
 
 /// Writes `net` to `path` atomically, with its description, class names and the
 /// caller's `normalization` (any JSON text; "" for none).
 pub fn save_model(path: &Path, net: &Network, normalization: &str) -> Result<()> {
+    save_model_with(path, net, normalization, "")
+}
+
+/// [`save_model`], also recording how image files are fitted to the input (`input`:
+/// JSON of the data layer's folder options; "" for none).
+pub fn save_model_with(path: &Path, net: &Network, normalization: &str, input: &str) -> Result<()> {
     let mut meta = BTreeMap::new();
+    if !input.is_empty() {
+        meta.insert(INPUT.to_string(), input.to_string());
+    }
     meta.insert(DESCRIPTION.to_string(), net.desc().to_toml());
     let classes = serde_json::to_string(net.classes())
         .map_err(|e| Error::file(path, None, format!("class names: {e}")))?;
@@ -84,6 +98,7 @@ pub fn load_model(path: &Path) -> Result<(Network, ModelMeta)> {
     let meta = ModelMeta {
         classes,
         normalization: raw.get(NORMALIZATION).cloned().unwrap_or_default(),
+        input: raw.get(INPUT).cloned().unwrap_or_default(),
         raw,
     };
     Ok((net, meta))
