@@ -168,10 +168,8 @@ outputs = ["objective"]
     check_network(&sigm, &[2, 2, 3, 3], &labels(&[3, 1]), 2);
 }
 
-#[test]
-fn graph_with_a_shared_parameter_a_sum_and_a_concat() {
-    let g = desc(
-        r#"
+/// Two convolutions sharing one parameter, a sum, a concatenation, a classifier.
+const SHARED_GRAPH: &str = r#"
 name = "graph"
 input = [4, 4, 2]
 classes = 3
@@ -215,8 +213,11 @@ name = "loss"
 type = "softmaxlog"
 inputs = ["prediction", "label"]
 outputs = ["objective"]
-"#,
-    );
+"#;
+
+#[test]
+fn graph_with_a_shared_parameter_a_sum_and_a_concat() {
+    let g = desc(SHARED_GRAPH);
     let net = Network::new(&g).unwrap();
     let names: Vec<&str> = net.params().map(|p| p.name.as_str()).collect();
     assert_eq!(
@@ -224,6 +225,54 @@ outputs = ["objective"]
         ["shared.weight", "shared.bias", "fc.weight", "fc.bias"]
     );
     check_network(&g, &[2, 2, 4, 4], &labels(&[2, 0]), 3);
+}
+
+#[test]
+fn observed_backward_hands_over_each_gradient_once_it_is_final() {
+    let mut net = Network::from_desc(&desc(SHARED_GRAPH), 4).unwrap();
+    let x = random(&[2, 2, 4, 4], 1);
+    let y = labels(&[2, 0]);
+    net.forward(&[("input", &x), ("label", &y)], Mode::Train)
+        .unwrap();
+    let mut seen: Vec<(String, Tensor)> = Vec::new();
+    let mut steps: Vec<(String, bool)> = Vec::new();
+    net.backward_observed(1.0, &mut |s| {
+        steps.push((s.name.to_string(), s.dy.is_some()));
+        for p in s.ready {
+            seen.push((p.name.clone(), p.grad.clone()));
+        }
+        Ok(())
+    })
+    .unwrap();
+    // One step per layer, last layer first; the metrics get no derivative.
+    let order: Vec<&str> = steps.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        order,
+        ["top5err", "top1err", "loss", "fc", "cat", "s", "b", "t0", "ta", "a"]
+    );
+    assert!(!steps[0].1 && steps[2].1 && steps[3].1);
+    // The shared parameter is handed over after its first user 'a', not after 'b'.
+    let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["fc.weight", "fc.bias", "shared.weight", "shared.bias"]
+    );
+    for (name, g) in &seen {
+        assert_eq!(
+            &net.param(name).unwrap().grad,
+            g,
+            "{name} changed after hand-over"
+        );
+    }
+    // The plain backward gives the same gradients, and an observer's error stops it.
+    net.backward(1.0).unwrap();
+    for (name, g) in &seen {
+        assert_eq!(&net.param(name).unwrap().grad, g, "{name}");
+    }
+    let e = net
+        .backward_observed(1.0, &mut |_| Err(convnet::Error::Invalid("stop".into())))
+        .unwrap_err();
+    assert_eq!(e.to_string(), "stop");
 }
 
 #[test]

@@ -274,6 +274,21 @@ impl Network {
     /// soon as they are used; those of network inputs are kept (see
     /// [`Network::set_input_grads`]).
     pub fn backward(&mut self, dzdy: f32) -> Result<()> {
+        self.backward_observed(dzdy, &mut |_| Ok(()))
+    }
+
+    /// [`Network::backward`], calling `observe` once per layer in backward (reverse
+    /// execution) order, skipped layers included, after that layer's derivatives are
+    /// done. The event carries the derivative that reached the layer's output and the
+    /// trained parameters whose gradients are now final (no layer still to run uses
+    /// them): a data-parallel run starts exchanging those while backward goes on, and
+    /// diagnostics read the derivatives as they pass. An error from `observe` stops
+    /// the backward pass and is returned.
+    pub fn backward_observed(
+        &mut self,
+        dzdy: f32,
+        observe: &mut dyn FnMut(BackwardStep<'_>) -> Result<()>,
+    ) -> Result<()> {
         match self.last_mode {
             None => return Err(Error::Invalid("backward needs a forward first".into())),
             Some(Mode::Test) if self.layers.iter().any(|l| matches!(l.kind, LayerKind::BNorm { .. })) => {
@@ -304,6 +319,7 @@ impl Network {
                 "backward: no loss was computed in the last forward (was 'label' given?)".into(),
             ));
         }
+        let final_at = self.last_users();
         let Network {
             layers,
             params,
@@ -311,37 +327,38 @@ impl Network {
             grads,
             ..
         } = self;
-        for layer in layers.iter().rev() {
-            let Some(dy) = grads[layer.output_id].take() else {
-                continue;
-            };
-            let want: Vec<bool> = layer.input_ids.iter().map(|&i| need[i]).collect();
-            let trains = layer.params.iter().any(|&p| params[p].trainable);
-            if !trains && !want.contains(&true) {
-                continue;
+        for (li, layer) in layers.iter().enumerate().rev() {
+            let dy = grads[layer.output_id].take();
+            if let Some(dy) = &dy {
+                backward_one(layer, params, values, grads, &need, dy)?;
             }
-            let xs: Option<Vec<&Tensor>> = layer
-                .input_ids
-                .iter()
-                .map(|&i| values[i].as_ref())
-                .collect();
-            let xs = xs.ok_or_else(|| {
-                Error::layer(
-                    layer.name.clone(),
-                    "an input was not computed in the forward",
-                )
+            let ready: Vec<&Param> = final_at[li].iter().map(|&p| &params[p]).collect();
+            observe(BackwardStep {
+                layer: li,
+                name: &layer.name,
+                dy: dy.as_ref(),
+                ready: &ready,
             })?;
-            let dxs = backward_layer(layer, &xs, params, &dy, &want)
-                .map_err(|e| Error::layer(layer.name.clone(), e.to_string()))?;
-            for ((&i, dx), &w) in layer.input_ids.iter().zip(dxs).zip(&want) {
-                let (Some(dx), true) = (dx, w) else { continue };
-                match &mut grads[i] {
-                    Some(g) => g.axpy(1.0, &dx)?,
-                    g => *g = Some(dx),
-                }
-            }
         }
         Ok(())
+    }
+
+    /// Per layer (execution order), the trained parameters it is the first user of:
+    /// in backward order, their gradients are final once that layer is done.
+    fn last_users(&self) -> Vec<Vec<usize>> {
+        let mut first_user: Vec<Option<usize>> = vec![None; self.params.len()];
+        for (li, l) in self.layers.iter().enumerate() {
+            for &p in &l.params {
+                first_user[p].get_or_insert(li);
+            }
+        }
+        let mut at = vec![Vec::new(); self.layers.len()];
+        for (p, u) in first_user.iter().enumerate() {
+            if let (Some(li), true) = (u, self.params[p].trainable) {
+                at[*li].push(p);
+            }
+        }
+        at
     }
 
     /// A variable's value after the last forward (None if it was not computed).
@@ -375,6 +392,56 @@ impl Network {
     pub fn var_names(&self) -> &[String] {
         &self.var_names
     }
+}
+
+/// One layer's step of [`Network::backward_observed`].
+pub struct BackwardStep<'a> {
+    /// The layer's index in [`Network::layers`].
+    pub layer: usize,
+    pub name: &'a str,
+    /// dz/d(the layer's output), summed over the batch; None where nothing reached it
+    /// (the layer does not lead to a loss, or nothing below it trains).
+    pub dy: Option<&'a Tensor>,
+    /// Trained parameters whose gradients are final from this step on.
+    pub ready: &'a [&'a Param],
+}
+
+/// The backward of one layer given `dy`: parameter gradients added into `params`,
+/// input derivatives added into `grads` where `need` asks for them.
+fn backward_one(
+    layer: &Layer,
+    params: &mut [Param],
+    values: &[Option<Tensor>],
+    grads: &mut [Option<Tensor>],
+    need: &[bool],
+    dy: &Tensor,
+) -> Result<()> {
+    let want: Vec<bool> = layer.input_ids.iter().map(|&i| need[i]).collect();
+    let trains = layer.params.iter().any(|&p| params[p].trainable);
+    if !trains && !want.contains(&true) {
+        return Ok(());
+    }
+    let xs: Option<Vec<&Tensor>> = layer
+        .input_ids
+        .iter()
+        .map(|&i| values[i].as_ref())
+        .collect();
+    let xs = xs.ok_or_else(|| {
+        Error::layer(
+            layer.name.clone(),
+            "an input was not computed in the forward",
+        )
+    })?;
+    let dxs = backward_layer(layer, &xs, params, dy, &want)
+        .map_err(|e| Error::layer(layer.name.clone(), e.to_string()))?;
+    for ((&i, dx), &w) in layer.input_ids.iter().zip(dxs).zip(&want) {
+        let (Some(dx), true) = (dx, w) else { continue };
+        match &mut grads[i] {
+            Some(g) => g.axpy(1.0, &dx)?,
+            g => *g = Some(dx),
+        }
+    }
+    Ok(())
 }
 
 /// `desc` with the metric layers `top1err` and `top5err` added when it has a
