@@ -7,6 +7,7 @@
 //! `objective`, and the metrics (counts over the batch) are `top1err` and `top5err`.
 //! A chain is a graph whose layers each read the previous layer's output.
 
+pub mod deploy;
 pub mod desc;
 pub mod graph;
 pub mod init;
@@ -20,7 +21,8 @@ pub use graph::{BackwardStep, Network};
 pub use init::Init;
 pub use layer::{LayerKind, Param};
 pub use model_file::{
-    load_model, load_tensors, save_model, save_model_with, save_tensors, ModelMeta,
+    load_model, load_tensors, save_model, save_model_extra, save_model_with, save_tensors,
+    ModelMeta,
 };
 pub use summary::{summarize, Summary, SummaryRow};
 

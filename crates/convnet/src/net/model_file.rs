@@ -31,6 +31,9 @@ pub const DESCRIPTION: &str = "description";
 pub const CLASSES: &str = "classes";
 pub const NORMALIZATION: &str = "normalization";
 pub const INPUT: &str = "input";
+/// Readable class names (a JSON list in the order of `classes`), for models whose
+/// class names are identifiers (ImageNet's WordNet ids).
+pub const CLASS_DESCRIPTIONS: &str = "class_descriptions";
 
 /// Writes `net` to `path` atomically, with its description, class names and the
 /// caller's `normalization` (any JSON text; "" for none).
@@ -41,7 +44,19 @@ pub fn save_model(path: &Path, net: &Network, normalization: &str) -> Result<()>
 /// [`save_model`], also recording how image files are fitted to the input (`input`:
 /// JSON of the data layer's folder options; "" for none).
 pub fn save_model_with(path: &Path, net: &Network, normalization: &str, input: &str) -> Result<()> {
-    let mut meta = BTreeMap::new();
+    save_model_extra(path, net, normalization, input, BTreeMap::new())
+}
+
+/// [`save_model_with`], with further metadata entries (such as
+/// [`CLASS_DESCRIPTIONS`]) besides the ones it writes itself.
+pub fn save_model_extra(
+    path: &Path,
+    net: &Network,
+    normalization: &str,
+    input: &str,
+    extra: BTreeMap<String, String>,
+) -> Result<()> {
+    let mut meta = extra;
     if !input.is_empty() {
         meta.insert(INPUT.to_string(), input.to_string());
     }
