@@ -28,6 +28,7 @@ impl Builder {
     pub fn new(size: [usize; 3]) -> Self {
         let mut dims = BTreeMap::new();
         dims.insert(INPUT.to_string(), Dims4::new(1, size[2], size[0], size[1]));
+        dims.insert("label".to_string(), Dims4::new(1, 1, 1, 1));
         Builder {
             layers: Vec::new(),
             tensors: BTreeMap::new(),

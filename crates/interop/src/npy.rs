@@ -6,7 +6,7 @@ use convnet::Tensor;
 use npyz::WriterBuilder;
 use std::path::Path;
 
-/// Reads a C-ordered float32 array of any rank from `path`.
+/// Reads a float32 array of any rank from `path` (C or Fortran order).
 pub fn read(path: &Path) -> Result<Tensor> {
     let bytes = std::fs::read(path).map_err(|e| Error::file(path, e.to_string()))?;
     parse(&bytes).map_err(|m| Error::file(path, m))
@@ -15,11 +15,7 @@ pub fn read(path: &Path) -> Result<Tensor> {
 /// [`read`] from memory.
 pub fn parse(bytes: &[u8]) -> std::result::Result<Tensor, String> {
     let file = npyz::NpyFile::new(bytes).map_err(|e| format!("not a NumPy .npy array: {e}"))?;
-    if file.order() != npyz::Order::C {
-        return Err(
-            "the array is in Fortran order; save it C-ordered (numpy.ascontiguousarray)".into(),
-        );
-    }
+    let fortran = file.order() == npyz::Order::Fortran;
     let shape: Vec<usize> = file
         .shape()
         .iter()
@@ -46,7 +42,33 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Tensor, String> {
             data.len()
         ));
     }
+    let data = if fortran {
+        to_row_major(&data, &shape)
+    } else {
+        data
+    };
     Tensor::from_vec(&shape, data).map_err(|e| e.to_string())
+}
+
+/// Column-major (Fortran-ordered) values of `shape` in row-major order.
+fn to_row_major(data: &[f32], shape: &[usize]) -> Vec<f32> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut index = vec![0usize; shape.len()];
+    for _ in 0..data.len() {
+        let mut at = 0;
+        for k in (0..shape.len()).rev() {
+            at = at * shape[k] + index[k];
+        }
+        out.push(data[at]);
+        for k in (0..shape.len()).rev() {
+            index[k] += 1;
+            if index[k] < shape[k] {
+                break;
+            }
+            index[k] = 0;
+        }
+    }
+    out
 }
 
 /// Writes `t` as a C-ordered float32 array of its shape (atomically).
@@ -83,6 +105,24 @@ mod tests {
     }
 
     #[test]
+    fn fortran_order_is_read_row_major() {
+        // numpy.asfortranarray(numpy.arange(6, dtype=numpy.float32).reshape(2, 3)).
+        let mut bytes =
+            b"\x93NUMPY\x01\x00v\x00{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }"
+                .to_vec();
+        while bytes.len() < 127 {
+            bytes.push(b' ');
+        }
+        bytes.push(b'\n');
+        for v in [0f32, 3.0, 1.0, 4.0, 2.0, 5.0] {
+            bytes.extend(v.to_le_bytes());
+        }
+        let t = parse(&bytes).unwrap();
+        assert_eq!(t.shape(), &[2, 3]);
+        assert_eq!(t.data(), &[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]);
+    }
+
+    #[test]
     fn bad_arrays_are_errors() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.npy");
@@ -95,8 +135,10 @@ mod tests {
             .unwrap_err()
             .contains("not a NumPy"));
         // A float64 header over the same bytes.
-        let text = String::from_utf8_lossy(&bytes).replace("<f4", "<f8");
-        let e = parse(text.as_bytes()).unwrap_err();
+        let mut f8 = bytes.clone();
+        let at = f8.windows(3).position(|w| w == b"<f4").unwrap();
+        f8[at + 2] = b'8';
+        let e = parse(&f8).unwrap_err();
         assert!(e.contains("float32") || e.contains("more data"), "{e}");
     }
 }
