@@ -114,7 +114,10 @@ pub fn convert(
                 .ok_or_else(|| at(format!("parameter '{p}' is not in 'params'")))
         };
         let name = b.unique_name(&l.name, "layer");
-        let x = b.dims(&inputs[0]).map_err(at)?;
+        let first = inputs
+            .first()
+            .ok_or_else(|| at("it has no inputs".into()))?;
+        let x = b.dims(first).map_err(at)?;
         let blk = |f: &str| l.block.field(f);
         let (kind, tensors) = match l.ty.as_str() {
             "dagnn.Conv" => {

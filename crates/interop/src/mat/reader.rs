@@ -375,6 +375,12 @@ fn matrix(buf: &[u8], e: Endian, depth: usize) -> Result<(String, Value), Msg> {
             } else {
                 text(&element(buf, &mut pos, e)?, e)?
             };
+            if text.chars().count() != count {
+                return Err(format!(
+                    "text '{name}' of dimensions {dims:?} holds {} characters",
+                    text.chars().count()
+                ));
+            }
             let text = column_major_rows(&text, &dims);
             Value::Char { dims, text }
         }
