@@ -6,9 +6,13 @@ use clap::{Parser, Subcommand};
 mod bench_conv;
 mod bench_lenet;
 mod cmd_cv;
+mod cmd_deploy;
+mod cmd_export;
+mod cmd_import;
 mod cmd_linear;
 mod cmd_ocr;
 mod cmd_predict;
+mod cmd_run;
 mod cmd_show;
 mod cmd_test;
 mod cmd_train;
@@ -53,6 +57,14 @@ enum Command {
     /// Pictures of what a network learned
     #[command(subcommand)]
     Viz(cmd_viz::Command),
+    /// Convert an ONNX model or a MatConvNet model file into a convnet model
+    Import(cmd_import::Args),
+    /// Write a model's test-mode network as ONNX (opset 17)
+    Export(cmd_export::Args),
+    /// Run a model's test-mode forward on a NumPy array, writing its output as one
+    Run(cmd_run::Args),
+    /// Fold batch normalisation, drop training-only layers, check and time the result
+    Deploy(cmd_deploy::Args),
 }
 
 #[derive(Subcommand)]
@@ -77,6 +89,10 @@ fn main() {
         Command::Ocr(c) => cmd_ocr::run(c),
         Command::Cv(a) => cmd_cv::run(a),
         Command::Viz(c) => cmd_viz::run(c),
+        Command::Import(a) => cmd_import::run(a),
+        Command::Export(a) => cmd_export::run(a),
+        Command::Run(a) => cmd_run::run(a),
+        Command::Deploy(a) => cmd_deploy::run(a),
     };
     if let Err(e) = result {
         eprintln!("convnet: error: {}", chain(&e));

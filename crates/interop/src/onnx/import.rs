@@ -532,9 +532,9 @@ impl Cx<'_> {
                 let hint = match op {
                     "Pow" | "Div" | "Mul" | "Sub" | "Unsqueeze" | "Squeeze" | "Shape"
                     | "Gather" | "Slice" | "Transpose" | "ReduceMean" | "ReduceSum" => {
-                        " (elementary arithmetic and shape operators are not imported: \
-                         torch.onnx.export writes LocalResponseNorm, and x.view(x.size(0), -1), \
-                         as such chains; use an LRN node, and torch.flatten)"
+                        " (convnet does not import elementary arithmetic or shape operators; \
+                         torch.onnx.export writes LocalResponseNorm and x.view(x.size(0), -1) \
+                         as chains of them: export with an LRN node and torch.flatten)"
                     }
                     _ => "",
                 };
