@@ -239,7 +239,7 @@ fn conv_layer(
     }
     d.resize(4, 1);
     let [h, w, cin, cout] = [d[0], d[1], d[2], d[3]];
-    if h * w * cin * cout == 0 || in_channels % cin != 0 {
+    if h * w * cin * cout == 0 || !in_channels.is_multiple_of(cin) {
         return Err(format!(
             "filters of dimensions {h}x{w}x{cin}x{cout} do not fit an input of {in_channels} channels"
         ));

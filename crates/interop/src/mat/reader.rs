@@ -220,7 +220,7 @@ fn numbers(el: &Element, e: Endian) -> Result<Vec<f32>, Msg> {
         MI_DOUBLE | MI_INT64 | MI_UINT64 => 8,
         t => return Err(format!("numeric data of element type {t} is not supported")),
     };
-    if d.len() % size != 0 {
+    if !d.len().is_multiple_of(size) {
         return Err(format!(
             "{} bytes of element type {} are not whole values",
             d.len(),

@@ -20,6 +20,10 @@ pub enum Data {
 }
 
 impl Const {
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     pub fn len(&self) -> usize {
         match &self.data {
             Data::F32(v) => v.len(),
