@@ -166,3 +166,149 @@ fn truncated_and_foreign_files_are_errors() {
         "{e}"
     );
 }
+
+/// A network with every layer kind export writes, random weights (and moments).
+const EVERY_KIND: &str = r#"
+name = "every_kind"
+input = [9, 8, 3]
+classes = 4
+[[layer]]
+name = "c1"
+type = "conv"
+size = [3, 3, 3, 6]
+pad = [1, 0, 2, 1]
+stride = [1, 2]
+[[layer]]
+name = "bn1"
+type = "bnorm"
+eps = 0.001
+[[layer]]
+name = "r1"
+type = "relu"
+leak = 0.05
+[[layer]]
+name = "n1"
+type = "lrn"
+n = 3
+kappa = 1.5
+alpha = 0.02
+beta = 0.75
+[[layer]]
+name = "up"
+type = "convt"
+kernel = [3, 3]
+out = 4
+upsample = 2
+crop = [1, 0, 0, 1]
+[[layer]]
+name = "crop"
+type = "crop"
+crop = [1, 2, 0, 1]
+[[layer]]
+name = "p1"
+type = "pool"
+method = "avg"
+kernel = 3
+stride = 2
+pad = [1, 1, 0, 1]
+count_pad = true
+[[layer]]
+name = "branch"
+type = "conv"
+size = [1, 1, 2, 4]
+groups = 2
+bias = false
+inputs = ["p1"]
+[[layer]]
+name = "s"
+type = "sigmoid"
+[[layer]]
+name = "t"
+type = "tanh"
+inputs = ["p1"]
+[[layer]]
+name = "sum"
+type = "sum"
+inputs = ["s", "t", "p1"]
+[[layer]]
+name = "cat"
+type = "concat"
+inputs = ["sum", "branch"]
+[[layer]]
+name = "p2"
+type = "pool"
+method = "max"
+kernel = [2, 3]
+stride = 1
+pad = [0, 1, 1, 0]
+[[layer]]
+name = "drop"
+type = "dropout"
+[[layer]]
+name = "fc"
+type = "fc"
+out = 4
+outputs = ["prediction"]
+[[layer]]
+name = "lsm"
+type = "logsoftmax"
+[[layer]]
+name = "loss"
+type = "softmaxlog"
+inputs = ["prediction", "label"]
+"#;
+
+#[test]
+fn export_of_every_layer_kind_matches_onnx_runtime() {
+    let Some(_) = cases() else { return };
+    let desc = convnet::net::NetDesc::parse(EVERY_KIND, "every_kind").unwrap();
+    let mut net = convnet::net::Network::from_desc(&desc, 5).unwrap();
+    let names: Vec<String> = net
+        .named_tensors()
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    for (k, name) in names.iter().enumerate() {
+        let shape = net.param(name).unwrap().value.shape().to_vec();
+        let mut v = convnet::gradcheck::random(&shape, 30 + k as u64);
+        if name.ends_with("running_var") {
+            v.data_mut().iter_mut().for_each(|x| *x = 0.3 + x.abs());
+        }
+        net.set_tensor(name, v).unwrap();
+    }
+    let t = tempfile::tempdir().unwrap();
+    let (model, xin, ort) = (
+        t.path().join("m.onnx"),
+        t.path().join("x.npy"),
+        t.path().join("y.npy"),
+    );
+    let m = export(&net, &ExportMeta::default(), &model).unwrap();
+    let ops: Vec<&str> = m
+        .graph
+        .as_ref()
+        .unwrap()
+        .node
+        .iter()
+        .map(|n| n.op_type.as_str())
+        .collect();
+    for op in [
+        "Slice",
+        "ConvTranspose",
+        "LRN",
+        "BatchNormalization",
+        "LeakyRelu",
+        "LogSoftmax",
+        "Sum",
+    ] {
+        assert!(ops.contains(&op), "{op} missing from {ops:?}");
+    }
+    assert!(!ops.contains(&"Dropout"), "{ops:?}");
+    let x = convnet::gradcheck::random(&[3, 3, 9, 8], 4);
+    npy::write(&xin, &x).unwrap();
+    python("onnx_cases.py", &[Path::new("--run"), &model, &xin, &ort]);
+    let y = run(&mut net, &x);
+    assert_close(&y, &npy::read(&ort).unwrap(), 1e-4, "every kind exported");
+    // Imported back, the network computes the same.
+    let mut back = import(&model, &ImportOptions::default()).unwrap().net;
+    assert_close(&run(&mut back, &x), &y, 1e-5, "every kind imported back");
+}

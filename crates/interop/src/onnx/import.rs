@@ -28,7 +28,7 @@ use std::path::Path;
 pub const SUPPORTED: &str = "Conv, ConvTranspose, Gemm, MatMul, Add, Sum, Relu, LeakyRelu, \
 Sigmoid, Tanh, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, BatchNormalization, \
 LRN, Dropout, Flatten, Reshape (to 2-D), Concat, Softmax, LogSoftmax, Pad (zeros, before a \
-convolution or pooling), Identity, Constant";
+convolution or pooling), Slice (of height and width), Identity, Constant";
 
 /// Opsets of the default domain that this importer reads.
 const OPSETS: std::ops::RangeInclusive<i64> = 7..=21;
@@ -528,6 +528,7 @@ impl Cx<'_> {
             "Softmax" => self.softmax(node, k, &a, LayerKind::Softmax),
             "LogSoftmax" => self.softmax(node, k, &a, LayerKind::LogSoftmax),
             "Pad" => self.pad(node, &a),
+            "Slice" => self.slice(node, k, &a),
             op => {
                 let hint = match op {
                     "Pow" | "Div" | "Mul" | "Sub" | "Unsqueeze" | "Squeeze" | "Shape"
@@ -1239,6 +1240,61 @@ impl Cx<'_> {
             ));
         }
         self.layer(node, k, kind, vec![var], vec![], flat)
+    }
+
+    /// A Slice of height and width with step 1: convnet's crop.
+    fn slice(&mut self, node: &NodeProto, k: usize, a: &Attrs) -> Result<(), Msg> {
+        a.only(&["starts", "ends", "axes"])?;
+        let (var, flat) = self.act(self.input(node, 0)?)?;
+        if flat {
+            return Err("slicing a 2-D (N, features) value is not supported".into());
+        }
+        let ints = |i: usize, attr: &str| -> Result<Option<Vec<i64>>, Msg> {
+            if self.opset < 10 {
+                return a.ints(attr);
+            }
+            match self.opt_input(node, i) {
+                Some(c) => Ok(Some(self.constant(c)?.ints(attr)?.to_vec())),
+                None => Ok(None),
+            }
+        };
+        let starts = ints(1, "starts")?.ok_or("'starts' is missing")?;
+        let ends = ints(2, "ends")?.ok_or("'ends' is missing")?;
+        let axes = ints(3, "axes")?.unwrap_or_else(|| (0..starts.len() as i64).collect());
+        if let Some(steps) = ints(4, "steps")? {
+            if steps.iter().any(|&s| s != 1) {
+                return Err(format!("steps {steps:?} are not supported (only 1)"));
+            }
+        }
+        if starts.len() != axes.len() || ends.len() != axes.len() {
+            return Err("starts, ends and axes differ in length".into());
+        }
+        let x = self.b.dims(&var)?;
+        let mut crop = Pad::default();
+        for ((&ax, &st), &en) in axes.iter().zip(&starts).zip(&ends) {
+            let ax = if ax < 0 { ax + 4 } else { ax };
+            let len = match ax {
+                2 => x.h,
+                3 => x.w,
+                _ => {
+                    return Err(format!(
+                        "slicing axis {ax} is not supported (only height and width)"
+                    ))
+                }
+            } as i64;
+            let clamp = |v: i64| if v < 0 { (v + len).max(0) } else { v.min(len) };
+            let (st, en) = (clamp(st), clamp(en));
+            if st >= en {
+                return Err(format!("the slice [{st}, {en}) of axis {ax} is empty"));
+            }
+            let (lo, hi) = (st as usize, (len - en) as usize);
+            if ax == 2 {
+                (crop.top, crop.bottom) = (lo, hi);
+            } else {
+                (crop.left, crop.right) = (lo, hi);
+            }
+        }
+        self.layer(node, k, LayerKind::Crop(crop), vec![var], vec![], false)
     }
 
     fn pad(&mut self, node: &NodeProto, a: &Attrs) -> Result<(), Msg> {
