@@ -177,7 +177,30 @@ fn export_runs_in_onnx_runtime_and_imports_back() {
     assert!(rel_diff(&a, &b) < 1e-4, "{}", rel_diff(&a, &b));
     // And back: the exported file imports as a network computing the same.
     let back = t.path().join("back.safetensors");
-    ok(convnet(&["import", s(&onnx), s(&back)]));
+    let names = t.path().join("classes.txt");
+    std::fs::write(
+        &names,
+        (0..10).map(|d| format!("digit {d}\n")).collect::<String>(),
+    )
+    .unwrap();
+    ok(convnet(&[
+        "import",
+        s(&onnx),
+        s(&back),
+        "--classes",
+        s(&names),
+        "--mean",
+        "33",
+        "--std",
+        "78",
+    ]));
+    let (_, meta) = net::load_model(&back).unwrap();
+    assert_eq!(meta.classes[7], "digit 7");
+    assert!(
+        meta.normalization.contains("per_channel"),
+        "{}",
+        meta.normalization
+    );
     let c = t.path().join("c.npy");
     ok(convnet(&["run", s(&back), s(&xin), s(&c)]));
     let c = interop::npy::read(&c).unwrap();
