@@ -38,7 +38,7 @@ pub fn export(net: &Network, meta: &ExportMeta, path: &Path) -> Result<ModelProt
     Ok(model)
 }
 
-fn attr_int(name: &str, i: i64) -> AttributeProto {
+pub(super) fn attr_int(name: &str, i: i64) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         r#type: attr_type::INT,
@@ -56,7 +56,7 @@ fn attr_float(name: &str, f: f32) -> AttributeProto {
     }
 }
 
-fn attr_ints(name: &str, v: &[usize]) -> AttributeProto {
+pub(super) fn attr_ints(name: &str, v: &[usize]) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         r#type: attr_type::INTS,

@@ -98,6 +98,10 @@ pub(super) fn same_pad(
     dilation: usize,
     upper: bool,
 ) -> (usize, usize) {
+    // Left to the layer's own check, which names the axis and the zero.
+    if k == 0 || stride == 0 {
+        return (0, 0);
+    }
     let out = len.div_ceil(stride);
     let span = dilation * (k - 1) + 1;
     let total = ((out.max(1) - 1) * stride + span).saturating_sub(len);
@@ -135,7 +139,8 @@ pub(super) fn spatial_pads(
 /// gives it under convnet's floor rounding.
 pub(super) fn ceil_extra(len: usize, lo: usize, hi: usize, k: usize, stride: usize) -> usize {
     let padded = len + lo + hi;
-    if padded < k {
+    // A zero stride is left to the layer's own check.
+    if padded < k || stride == 0 {
         return 0;
     }
     let mut out = (padded - k).div_ceil(stride) + 1;
