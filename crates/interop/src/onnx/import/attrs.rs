@@ -113,10 +113,12 @@ pub(super) fn same_pad(
     }
 }
 
-/// The padding of a convolution or pooling over `x` given `auto_pad` and `pads`.
+/// The padding of a convolution or pooling given `auto_pad` and `pads`, over `x`
+/// already padded by `pre` (a Pad folded into the layer).
 pub(super) fn spatial_pads(
     a: &Attrs,
     x: Dims4,
+    pre: Pad,
     kernel: [usize; 2],
     stride: [usize; 2],
     dilation: [usize; 2],
@@ -126,8 +128,9 @@ pub(super) fn spatial_pads(
         "VALID" => Ok(Pad::default()),
         m @ ("SAME_UPPER" | "SAME_LOWER") => {
             let upper = m == "SAME_UPPER";
-            let (t, bo) = same_pad(x.h, kernel[0], stride[0], dilation[0], upper);
-            let (l, r) = same_pad(x.w, kernel[1], stride[1], dilation[1], upper);
+            let (h, w) = (x.h + pre.top + pre.bottom, x.w + pre.left + pre.right);
+            let (t, bo) = same_pad(h, kernel[0], stride[0], dilation[0], upper);
+            let (l, r) = same_pad(w, kernel[1], stride[1], dilation[1], upper);
             Ok(Pad::new(t, bo, l, r))
         }
         m => Err(format!("auto_pad '{m}' is not an ONNX value")),

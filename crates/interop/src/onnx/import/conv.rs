@@ -5,6 +5,7 @@ use super::attrs::{add_pad, pads, pair, spatial_pads, unsigned, Attrs};
 use super::Cx;
 use crate::build::Msg;
 use crate::onnx::proto::NodeProto;
+use crate::onnx::tensor::Const;
 use convnet::blocks::conv::ConvOpts;
 use convnet::blocks::convt::ConvTOpts;
 use convnet::blocks::Pad;
@@ -40,25 +41,14 @@ impl Cx<'_> {
         let stride = pair(a.ints("strides")?, "strides", 1)?;
         let dilation = pair(a.ints("dilations")?, "dilations", 1)?;
         let x = self.b.dims(&var)?;
-        let x_padded = Dims4::new(
-            1,
-            x.c,
-            x.h + pre.top + pre.bottom,
-            x.w + pre.left + pre.right,
-        );
-        let pad = add_pad(pre, spatial_pads(a, x_padded, [kh, kw], stride, dilation)?);
+        let pad = add_pad(pre, spatial_pads(a, x, pre, [kh, kw], stride, dilation)?);
         if groups == 0 || cg * groups != x.c {
             return Err(format!(
                 "weights of shape {:?} with {groups} groups do not fit an input of {} channels",
                 w.dims, x.c
             ));
         }
-        let weight =
-            Tensor::from_vec(&w.dims, w.floats("weights")?.to_vec()).map_err(|e| e.to_string())?;
-        let mut params = vec![weight];
-        if let Some(bn) = self.opt_input(node, 2) {
-            params.push(self.bias(bn, out)?);
-        }
+        let params = self.filters_and_bias(node, w, out)?;
         let kind = LayerKind::Conv {
             kernel: Some([kh, kw]),
             out,
@@ -71,6 +61,23 @@ impl Cx<'_> {
             bias: params.len() == 2,
         };
         self.layer(node, k, kind, vec![var], params, false)
+    }
+
+    /// The filters `w` as stored, then the bias of `out` values if the node has one
+    /// (its input 3).
+    fn filters_and_bias(
+        &self,
+        node: &NodeProto,
+        w: &Const,
+        out: usize,
+    ) -> Result<Vec<Tensor>, Msg> {
+        let weight =
+            Tensor::from_vec(&w.dims, w.floats("weights")?.to_vec()).map_err(|e| e.to_string())?;
+        let mut params = vec![weight];
+        if let Some(bn) = self.opt_input(node, 2) {
+            params.push(self.bias(bn, out)?);
+        }
+        Ok(params)
     }
 
     /// A bias constant of `out` values.
@@ -137,12 +144,7 @@ impl Cx<'_> {
         }
         let crop = Pad::new(p.top, p.bottom - extra[0], p.left, p.right - extra[1]);
         let out = og * groups;
-        let weight =
-            Tensor::from_vec(&w.dims, w.floats("weights")?.to_vec()).map_err(|e| e.to_string())?;
-        let mut params = vec![weight];
-        if let Some(bn) = self.opt_input(node, 2) {
-            params.push(self.bias(bn, out)?);
-        }
+        let params = self.filters_and_bias(node, w, out)?;
         let kind = LayerKind::ConvT {
             kernel: [kh, kw],
             out,

@@ -8,7 +8,6 @@ use crate::onnx::proto::NodeProto;
 use convnet::blocks::pool::{PoolMethod, PoolOpts};
 use convnet::blocks::Pad;
 use convnet::net::LayerKind;
-use convnet::Dims4;
 
 impl Cx<'_> {
     pub(super) fn pool(&mut self, node: &NodeProto, k: usize, a: &Attrs) -> Result<(), Msg> {
@@ -34,13 +33,7 @@ impl Cx<'_> {
         }
         let include = a.int("count_include_pad", 0)? != 0;
         let x = self.b.dims(&var)?;
-        let x_padded = Dims4::new(
-            1,
-            x.c,
-            x.h + pre.top + pre.bottom,
-            x.w + pre.left + pre.right,
-        );
-        let own = spatial_pads(a, x_padded, window, stride, [1, 1])?;
+        let own = spatial_pads(a, x, pre, window, stride, [1, 1])?;
         let padded_before = pre != Pad::default();
         if padded_before && max && !nonneg {
             return Err(

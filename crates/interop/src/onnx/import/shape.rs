@@ -50,15 +50,7 @@ impl Cx<'_> {
                 "axis {axis} is not supported; convnet flattens (N, ...) to (N, features), axis 1"
             ));
         }
-        let nonneg = matches!(self.val(name)?, Val::Act { nonneg: true, .. });
-        self.set(
-            node,
-            Val::Act {
-                var,
-                flat: true,
-                nonneg,
-            },
-        )
+        self.set_flat(node, name, var)
     }
 
     pub(super) fn reshape(&mut self, node: &NodeProto) -> Result<(), Msg> {
@@ -80,6 +72,11 @@ impl Cx<'_> {
                  (a flatten of the {feat} features)"
             ));
         }
+        self.set_flat(node, name, var)
+    }
+
+    /// Records the node's output as input `name` (variable `var`) seen as (N, features).
+    fn set_flat(&mut self, node: &NodeProto, name: &str, var: String) -> Result<(), Msg> {
         let nonneg = matches!(self.val(name)?, Val::Act { nonneg: true, .. });
         self.set(
             node,
