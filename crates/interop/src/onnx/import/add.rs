@@ -5,11 +5,7 @@ use super::{Cx, Val};
 use crate::build::Msg;
 use crate::onnx::proto::NodeProto;
 use convnet::net::LayerKind;
-use convnet::{Dims4, Tensor};
-
-fn vec4(d: Dims4) -> Vec<usize> {
-    vec![d.c, d.h, d.w]
-}
+use convnet::Tensor;
 
 impl Cx<'_> {
     pub(super) fn add(&mut self, node: &NodeProto, k: usize) -> Result<(), Msg> {
@@ -43,12 +39,11 @@ impl Cx<'_> {
             return Err("no inputs".into());
         }
         if flats.iter().any(|&f| f != flats[0]) {
-            let d: Vec<_> = vars
-                .iter()
-                .map(|v| self.b.dims(v).map(vec4))
-                .collect::<Result<_, _>>()?;
-            if d.iter().any(|x| x[1..] != [1, 1]) {
-                return Err("inputs of different ranks cannot be summed".into());
+            for v in &vars {
+                let d = self.b.dims(v)?;
+                if (d.h, d.w) != (1, 1) {
+                    return Err("inputs of different ranks cannot be summed".into());
+                }
             }
         }
         if vars.len() == 1 {

@@ -296,7 +296,7 @@ impl Cx<'_> {
             op => {
                 let hint = match op {
                     "Pow" | "Div" | "Mul" | "Sub" | "Unsqueeze" | "Squeeze" | "Shape"
-                    | "Gather" | "Slice" | "Transpose" | "ReduceMean" | "ReduceSum" => {
+                    | "Gather" | "Transpose" | "ReduceMean" | "ReduceSum" => {
                         " (convnet does not import elementary arithmetic or shape operators; \
                          torch.onnx.export writes LocalResponseNorm and x.view(x.size(0), -1) \
                          as chains of them: export with an LRN node and torch.flatten)"
