@@ -102,14 +102,19 @@ pub fn forward_train(
 /// Test mode: normalise by the given moments (each std positive and finite).
 pub fn forward_test(x: &Tensor, gain: &Tensor, bias: &Tensor, m: &Moments) -> Result<Tensor> {
     let l = layout(x, gain, bias)?;
-    if m.mean.len() != l.c || m.std.len() != l.c {
+    check_moments(m, l.c)?;
+    Ok(apply(x, l, gain, bias, m))
+}
+
+/// Fails unless `m` holds `c` means and `c` positive, finite stds.
+fn check_moments(m: &Moments, c: usize) -> Result<()> {
+    if m.mean.len() != c || m.std.len() != c {
         return Err(Error::block(
             BLOCK,
             format!(
-                "moments hold {} means and {} stds but x has {} channels",
+                "moments hold {} means and {} stds but x has {c} channels",
                 m.mean.len(),
                 m.std.len(),
-                l.c
             ),
         ));
     }
@@ -124,7 +129,7 @@ pub fn forward_test(x: &Tensor, gain: &Tensor, bias: &Tensor, m: &Moments) -> Re
             format!("moments: std of channel {c} is {s}, it must be positive and finite"),
         ));
     }
-    Ok(apply(x, l, gain, bias, m))
+    Ok(())
 }
 
 fn apply(x: &Tensor, l: Layout, gain: &Tensor, bias: &Tensor, m: &Moments) -> Tensor {
@@ -152,16 +157,43 @@ pub fn backward(
 ) -> Result<BnGrads> {
     check_eps(eps)?;
     let l = layout(x, gain, bias)?;
-    dy.expect_shape(BLOCK, "dy", x.shape())?;
     let (mean, std) = kernel::moments(x.data(), l, eps);
+    grads(x, gain, bias, &Moments { mean, std }, true, dy)
+}
+
+/// Derivatives of the test-mode forward with moments `m`: an affine map per channel,
+/// so `dx = gain / std * dy` (what explaining a prediction of a trained network
+/// differentiates).
+pub fn backward_test(
+    x: &Tensor,
+    gain: &Tensor,
+    bias: &Tensor,
+    m: &Moments,
+    dy: &Tensor,
+) -> Result<BnGrads> {
+    check_moments(m, layout(x, gain, bias)?.c)?;
+    grads(x, gain, bias, m, false, dy)
+}
+
+fn grads(
+    x: &Tensor,
+    gain: &Tensor,
+    bias: &Tensor,
+    m: &Moments,
+    batch_moments: bool,
+    dy: &Tensor,
+) -> Result<BnGrads> {
+    let l = layout(x, gain, bias)?;
+    dy.expect_shape(BLOCK, "dy", x.shape())?;
     let mut dx = x.clone();
     let (dgain, dbias) = kernel::backward(
         x.data(),
         dy.data(),
         l,
-        &mean,
-        &std,
+        &m.mean,
+        &m.std,
         gain.data(),
+        batch_moments,
         dx.data_mut(),
     );
     Ok(BnGrads {
@@ -286,6 +318,48 @@ mod tests {
                 assert!(r.is_ok(), "shape {s:?} eps {eps}: {r:?}");
             }
         }
+    }
+
+    #[test]
+    fn test_mode_derivatives_for_x_gain_and_bias() {
+        let tol = Tolerance {
+            eps: 1e-2,
+            rtol: 1e-2,
+            atol: 1e-3,
+        };
+        for (k, s) in [[2, 3, 2, 3], [1, 4, 3, 5], [3, 1, 1, 1]]
+            .iter()
+            .enumerate()
+        {
+            let seed = 40 + 10 * k as u64;
+            let x = random(s, seed);
+            let (g, b) = params(s[1], seed + 1);
+            let mean: Vec<f32> = random(&[s[1]], seed + 2).data().to_vec();
+            let std = random(&[s[1]], seed + 3)
+                .data()
+                .iter()
+                .map(|v| v.abs() + 0.3)
+                .collect();
+            let m = Moments { mean, std };
+            let r = check(
+                &[x, g, b],
+                |i| forward_test(&i[0], &i[1], &i[2], &m),
+                |i, dy| {
+                    let gr = backward_test(&i[0], &i[1], &i[2], &m, dy)?;
+                    Ok(vec![Some(gr.dx), Some(gr.dgain), Some(gr.dbias)])
+                },
+                tol,
+                seed + 4,
+            );
+            assert!(r.is_ok(), "shape {s:?}: {r:?}");
+        }
+        let x = random(&[1, 2, 1, 1], 1);
+        let (g, b) = params(2, 2);
+        let bad = Moments {
+            mean: vec![0.0; 2],
+            std: vec![1.0, 0.0],
+        };
+        assert!(backward_test(&x, &g, &b, &bad, &x).is_err());
     }
 
     #[test]

@@ -272,7 +272,9 @@ impl Network {
     /// gradients are zeroed first, then summed (over the batch and over the layers
     /// that share a parameter). Derivatives of intermediate variables are freed as
     /// soon as they are used; those of network inputs are kept (see
-    /// [`Network::set_input_grads`]).
+    /// [`Network::set_input_grads`]). After a test-mode forward, the derivatives are
+    /// those of the test-mode network (batch normalisation by its running moments, a
+    /// fixed affine map per channel).
     pub fn backward(&mut self, dzdy: f32) -> Result<()> {
         self.backward_observed(dzdy, &mut |_| Ok(()))
     }
@@ -289,15 +291,31 @@ impl Network {
         dzdy: f32,
         observe: &mut dyn FnMut(BackwardStep<'_>) -> Result<()>,
     ) -> Result<()> {
-        match self.last_mode {
-            None => return Err(Error::Invalid("backward needs a forward first".into())),
-            Some(Mode::Test) if self.layers.iter().any(|l| matches!(l.kind, LayerKind::BNorm { .. })) => {
-                return Err(Error::Invalid(
-                    "backward after a test-mode forward: batch normalisation differentiates the training-mode forward only".into(),
-                ))
-            }
-            _ => {}
-        }
+        self.backward_seeded(Seed::Objective(dzdy), observe)
+    }
+
+    /// Back-propagates `dzdvar`, the derivative of some scalar z with respect to
+    /// variable `var` of the last forward, instead of a loss's: a one-hot over
+    /// `prediction` gives the derivatives of one class score, which is what explaining
+    /// a prediction needs (no label, no loss). Observed as
+    /// [`Network::backward_observed`].
+    pub fn backward_from(
+        &mut self,
+        var: &str,
+        dzdvar: &Tensor,
+        observe: &mut dyn FnMut(BackwardStep<'_>) -> Result<()>,
+    ) -> Result<()> {
+        self.backward_seeded(Seed::Var(var, dzdvar), observe)
+    }
+
+    fn backward_seeded(
+        &mut self,
+        seed: Seed<'_>,
+        observe: &mut dyn FnMut(BackwardStep<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let Some(mode) = self.last_mode else {
+            return Err(Error::Invalid("backward needs a forward first".into()));
+        };
         for p in self.params.iter_mut().filter(|p| p.trainable) {
             if p.grad.shape() == p.value.shape() {
                 p.grad.data_mut().fill(0.0);
@@ -307,17 +325,26 @@ impl Network {
         }
         let need = self.needs_grad();
         self.grads.iter_mut().for_each(|g| *g = None);
-        let mut seeded = false;
-        for l in self.layers.iter().filter(|l| l.kind.is_objective()) {
-            if self.values[l.output_id].is_some() {
-                self.grads[l.output_id] = Some(Tensor::full(&[1], dzdy)?);
-                seeded = true;
+        match seed {
+            Seed::Objective(dzdy) => {
+                let mut seeded = false;
+                for l in self.layers.iter().filter(|l| l.kind.is_objective()) {
+                    if self.values[l.output_id].is_some() {
+                        self.grads[l.output_id] = Some(Tensor::full(&[1], dzdy)?);
+                        seeded = true;
+                    }
+                }
+                if !seeded {
+                    return Err(Error::Invalid(
+                        "backward: no loss was computed in the last forward (was 'label' given?)"
+                            .into(),
+                    ));
+                }
             }
-        }
-        if !seeded {
-            return Err(Error::Invalid(
-                "backward: no loss was computed in the last forward (was 'label' given?)".into(),
-            ));
+            Seed::Var(var, dzdvar) => {
+                let id = self.seed_var(var, dzdvar, &need)?;
+                self.grads[id] = Some(dzdvar.clone());
+            }
         }
         let final_at = self.last_users();
         let Network {
@@ -330,7 +357,7 @@ impl Network {
         for (li, layer) in layers.iter().enumerate().rev() {
             let dy = grads[layer.output_id].take();
             if let Some(dy) = &dy {
-                backward_one(layer, params, values, grads, &need, dy)?;
+                backward_one(layer, params, values, grads, &need, dy, mode)?;
             }
             let ready: Vec<&Param> = final_at[li].iter().map(|&p| &params[p]).collect();
             observe(BackwardStep {
@@ -341,6 +368,35 @@ impl Network {
             })?;
         }
         Ok(())
+    }
+
+    /// The id of variable `var`, checked as a seed of [`Network::backward_from`]: it
+    /// was computed in the last forward, `dzdvar` has its shape, and something below
+    /// it is differentiated.
+    fn seed_var(&self, var: &str, dzdvar: &Tensor, need: &[bool]) -> Result<usize> {
+        let id = self
+            .var_names
+            .iter()
+            .position(|v| v == var)
+            .ok_or_else(|| Error::Invalid(format!("backward: no variable '{var}'")))?;
+        let value = self.values[id].as_ref().ok_or_else(|| {
+            Error::Invalid(format!(
+                "backward: '{var}' was not computed in the last forward"
+            ))
+        })?;
+        if value.shape() != dzdvar.shape() {
+            return Err(Error::Invalid(format!(
+                "backward: the derivative of '{var}' has shape {} but '{var}' has {}",
+                fmt_shape(dzdvar.shape()),
+                fmt_shape(value.shape())
+            )));
+        }
+        if !need[id] {
+            return Err(Error::Invalid(format!(
+                "backward: '{var}' depends on no trained parameter (nor on the input, unless input derivatives are asked for)"
+            )));
+        }
+        Ok(id)
     }
 
     /// Per layer (execution order), the trained parameters it is the first user of:
@@ -406,6 +462,14 @@ pub struct BackwardStep<'a> {
     pub ready: &'a [&'a Param],
 }
 
+/// Where a backward pass starts.
+enum Seed<'a> {
+    /// Every loss computed in the last forward, with dz/d(loss).
+    Objective(f32),
+    /// One variable, with dz/d(variable).
+    Var(&'a str, &'a Tensor),
+}
+
 /// The backward of one layer given `dy`: parameter gradients added into `params`,
 /// input derivatives added into `grads` where `need` asks for them.
 fn backward_one(
@@ -415,6 +479,7 @@ fn backward_one(
     grads: &mut [Option<Tensor>],
     need: &[bool],
     dy: &Tensor,
+    mode: Mode,
 ) -> Result<()> {
     let want: Vec<bool> = layer.input_ids.iter().map(|&i| need[i]).collect();
     let trains = layer.params.iter().any(|&p| params[p].trainable);
@@ -432,7 +497,7 @@ fn backward_one(
             "an input was not computed in the forward",
         )
     })?;
-    let dxs = backward_layer(layer, &xs, params, dy, &want)
+    let dxs = backward_layer(layer, &xs, params, dy, &want, mode)
         .map_err(|e| Error::layer(layer.name.clone(), e.to_string()))?;
     for ((&i, dx), &w) in layer.input_ids.iter().zip(dxs).zip(&want) {
         let (Some(dx), true) = (dx, w) else { continue };
@@ -859,13 +924,7 @@ fn forward_layer(
                     y
                 }
                 Mode::Test => {
-                    let mean = pv(layer, params, 2)?.data().to_vec();
-                    let std = pv(layer, params, 3)?
-                        .data()
-                        .iter()
-                        .map(|v| (v + eps).sqrt())
-                        .collect();
-                    bnorm::forward_test(x, gain, bias, &bnorm::Moments { mean, std })?
+                    bnorm::forward_test(x, gain, bias, &running_moments(layer, params, *eps)?)?
                 }
             }
         }
@@ -882,6 +941,17 @@ fn forward_layer(
             y
         }
     })
+}
+
+/// A batch-norm layer's running moments, as test mode normalises by them.
+fn running_moments(layer: &Layer, params: &[Param], eps: f32) -> Result<bnorm::Moments> {
+    let mean = pv(layer, params, 2)?.data().to_vec();
+    let std = pv(layer, params, 3)?
+        .data()
+        .iter()
+        .map(|v| (v + eps).sqrt())
+        .collect();
+    Ok(bnorm::Moments { mean, std })
 }
 
 /// `running = (1 - momentum) * running + momentum * batch`, with the batch's
@@ -933,6 +1003,7 @@ fn backward_layer(
     params: &mut [Param],
     dy: &Tensor,
     want: &[bool],
+    mode: Mode,
 ) -> Result<Vec<Option<Tensor>>> {
     let x = xs[0];
     let first = |dx: Result<Tensor>| -> Result<Vec<Option<Tensor>>> {
@@ -973,7 +1044,13 @@ fn backward_layer(
         },
         LayerKind::BNorm { eps, .. } => {
             let (gain, bias) = (pv(layer, params, 0)?, pv(layer, params, 1)?);
-            let g = bnorm::backward(x, gain, bias, *eps, dy)?;
+            let g = match mode {
+                Mode::Train => bnorm::backward(x, gain, bias, *eps, dy)?,
+                Mode::Test => {
+                    let m = running_moments(layer, params, *eps)?;
+                    bnorm::backward_test(x, gain, bias, &m, dy)?
+                }
+            };
             add_grad(layer, params, 0, &g.dgain)?;
             add_grad(layer, params, 1, &g.dbias)?;
             first(Ok(g.dx))

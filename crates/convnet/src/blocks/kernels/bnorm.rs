@@ -115,10 +115,12 @@ pub fn normalise(
     });
 }
 
-/// The training-mode derivatives: with `xhat = (x - mean) / std` and `m` values per
-/// channel, `dbias = sum dy`, `dgain = sum dy * xhat` and
-/// `dx = gain / std * (dy - dbias / m - xhat * dgain / m)`, where the last two terms
-/// are the paths through the batch mean and variance. Returns (dgain, dbias).
+/// The derivatives: with `xhat = (x - mean) / std` and `m` values per channel,
+/// `dbias = sum dy`, `dgain = sum dy * xhat` and, when the moments are the batch's own
+/// (training mode), `dx = gain / std * (dy - dbias / m - xhat * dgain / m)`, where the
+/// last two terms are the paths through the batch mean and variance; with fixed moments
+/// (test mode) `dx = gain / std * dy`. Returns (dgain, dbias).
+#[allow(clippy::too_many_arguments)]
 pub fn backward(
     x: &[f32],
     dy: &[f32],
@@ -126,6 +128,7 @@ pub fn backward(
     mean: &[f32],
     std: &[f32],
     gain: &[f32],
+    batch_moments: bool,
     dx: &mut [f32],
 ) -> (Vec<f32>, Vec<f32>) {
     let sums = per_channel(l, |c| {
@@ -144,7 +147,11 @@ pub fn backward(
         let inv = 1.0 / std[c];
         let mu = mean[c];
         let scale = gain[c] * inv;
-        let (mean_dy, mean_dg) = ((db / m) as f32, (dg / m) as f32);
+        let (mean_dy, mean_dg) = if batch_moments {
+            ((db / m) as f32, (dg / m) as f32)
+        } else {
+            (0.0, 0.0)
+        };
         let range = k * l.plane..(k + 1) * l.plane;
         for ((o, &v), &d) in out.iter_mut().zip(&x[range.clone()]).zip(&dy[range]) {
             let xhat = (v - mu) * inv;
