@@ -9,6 +9,7 @@
 
 pub mod deploy;
 pub mod desc;
+pub mod explain;
 pub mod graph;
 pub mod init;
 pub mod layer;

@@ -27,6 +27,11 @@ pub struct SummaryRow {
     pub act_bytes: usize,
     /// Receptive field (height, width) of one output pixel on the network input.
     pub receptive: [usize; 2],
+    /// Where output pixel (i, j) sits on the network input: its receptive field is
+    /// centred on input row `centre[0] + i * jump[0]`, column `centre[1] + j * jump[1]`
+    /// (through a layer's first input where it has several).
+    pub centre: [f64; 2],
+    pub jump: [f64; 2],
     /// Floating-point operations of the forward pass (a multiply-add is 2).
     pub flops: u64,
 }
@@ -65,6 +70,7 @@ pub fn summarize(desc: &NetDesc, input: Option<[usize; 3]>) -> Result<Summary> {
     // Receptive field and the spacing on the input of adjacent pixels, per variable.
     let mut rf = vec![[1.0f64; 2]; n];
     let mut jump = vec![[1.0f64; 2]; n];
+    let mut centre = vec![[0.0f64; 2]; n];
     let mut seen = BTreeSet::new();
     let mut rows: Vec<Option<SummaryRow>> = vec![None; desc.layers.len()];
     for &k in &plan.order {
@@ -80,22 +86,37 @@ pub fn summarize(desc: &NetDesc, input: Option<[usize; 3]>) -> Result<Summary> {
             )
         });
         let (mut r1, mut j1) = (r0, j0);
+        // Output pixel 0's centre, in pixels of the first input, then on the network input.
+        let (c0, first_jump) = (centre[ins[0]], jump[ins[0]]);
+        let mut shift = [0.0f64; 2];
         if let Some(g) = &g {
+            let before = [g.pad.top, g.pad.left];
             for a in 0..2 {
+                let half = (g.kernel[a] - 1) as f64 / 2.0;
                 if g.up[a] > 1 {
                     let taps = g.kernel[a].div_ceil(g.up[a]) as f64;
                     r1[a] = r0[a] + (taps - 1.0) * j0[a];
                     j1[a] = j0[a] / g.up[a] as f64;
+                    // y[o] gathers x[i] at o = i * up + t - crop.
+                    shift[a] = (before[a] as f64 - half) / g.up[a] as f64;
                 } else {
                     let span = (g.dilation[a] * (g.kernel[a] - 1) + 1) as f64;
                     r1[a] = r0[a] + (span - 1.0) * j0[a];
                     j1[a] = j0[a] * g.stride[a] as f64;
+                    shift[a] = g.dilation[a] as f64 * half - before[a] as f64;
                 }
             }
+        }
+        if let LayerKind::Crop(c) = &l.kind {
+            shift = [c.top as f64, c.left as f64];
         }
         let out = plan.layer_output[k];
         rf[out] = r1;
         jump[out] = j1;
+        centre[out] = [
+            c0[0] + shift[0] * first_jump[0],
+            c0[1] + shift[1] * first_jump[1],
+        ];
         let params = l
             .kind
             .param_names()
@@ -129,6 +150,8 @@ pub fn summarize(desc: &NetDesc, input: Option<[usize; 3]>) -> Result<Summary> {
             params,
             act_bytes: y.image_len() * 4,
             receptive: [r1[0].round() as usize, r1[1].round() as usize],
+            centre: centre[out],
+            jump: j1,
             flops: flops(&l.kind, &xs, y, &plan.param_shapes[k]),
         });
     }
