@@ -48,11 +48,13 @@ pub fn run(args: Args) -> Result<()> {
         momentum: 0.9,
         weight_decay: 0.0005,
         jitter: "none".into(),
+        normalize: "mean-image".into(),
         seed: 0,
         threads: None,
         out: out.clone(),
         resume: false,
         quiet: true,
+        diag: Default::default(),
     };
     let test = digits::test()?;
     let train = digits::train()?;

@@ -189,11 +189,13 @@ fn train_args(args: &TrainArgs) -> cmd_train::Args {
         momentum: 0.9,
         weight_decay: 0.0005,
         jitter: "none".into(),
+        normalize: "per-channel".into(),
         seed: args.seed,
         threads: args.threads,
         out: args.out.clone(),
         resume: false,
         quiet: args.quiet,
+        diag: Default::default(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `convnet train`: trains a network, writing the model, the history, the curves and a
 //! checkpoint per epoch into the output folder.
 
+use crate::diagnose::{self, DiagnoseArgs};
 use crate::{datasets, plot};
 use anyhow::{Context, Result};
 use convnet::data::jitter::Jitter;
@@ -40,6 +41,9 @@ pub struct Args {
     /// Jitter the training images (shift, rotation, scale; mirroring never for digits)
     #[arg(long, default_value = "digits", value_parser = ["none", "digits", "images"])]
     pub jitter: String,
+    /// Input normalisation: per-channel (standardised), mean-image (MatConvNet: minus the mean image), none (0..255 pixels), unit (pixels / 255, 0..1)
+    #[arg(long, default_value = "per-channel", value_parser = ["per-channel", "mean-image", "none", "unit"])]
+    pub normalize: String,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Threads (default: all cores); the same seed and thread count give the same model
@@ -54,6 +58,8 @@ pub struct Args {
     /// No progress bar
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub diag: DiagnoseArgs,
 }
 
 pub fn schedule(args: &Args) -> Result<Schedule> {
@@ -112,6 +118,7 @@ pub fn options(args: &Args) -> Result<TrainOptions> {
         jitter,
         out_dir: Some(args.out.clone()),
         resume: args.resume,
+        diagnose: args.diag.options()?,
     })
 }
 
@@ -165,16 +172,34 @@ pub fn check_classes(net: &str, desc: &net::NetDesc, classes: &[String]) -> Resu
     Ok(())
 }
 
-/// Trains as `args` says, inputs standardised per channel (mean and standard deviation
-/// of the training set, so one learning rate suits 0..255 digits and photographs alike);
-/// returns the network, its history and the normalisation.
+/// Trains as `args` says, inputs normalised as `--normalize` says (by default
+/// standardised per channel with the training set's mean and standard deviation, so
+/// one learning rate suits 0..255 digits and photographs alike); returns the network,
+/// its history and the normalisation.
 pub fn run_training(
     args: &Args,
     data_train: convnet::data::dataset::Dataset,
     data_val: Option<convnet::data::dataset::Dataset>,
 ) -> Result<(Network, Vec<EpochStats>, Normalization)> {
-    let normalization = Normalization::per_channel(&data_train)?;
+    let normalization = normalization(&args.normalize, &data_train)?;
     run_training_with(args, data_train, data_val, normalization)
+}
+
+/// The normalisation `--normalize` names, computed on `data` where it needs statistics.
+fn normalization(name: &str, data: &convnet::data::dataset::Dataset) -> Result<Normalization> {
+    Ok(match name {
+        "per-channel" => Normalization::per_channel(data)?,
+        "mean-image" => Normalization::mean_image(data)?,
+        "none" => Normalization::None,
+        "unit" => {
+            let c = data.dims()?.c;
+            Normalization::PerChannel {
+                mean: vec![0.0; c],
+                std: vec![255.0; c],
+            }
+        }
+        other => anyhow::bail!("--normalize '{other}': use per-channel, mean-image, none or unit"),
+    })
 }
 
 /// As [`run_training`], with the given normalisation.
@@ -211,6 +236,11 @@ pub fn run_training_with(
                 eprintln!("{}", epoch_line(stats));
             }
         }
+        Progress::Findings(found) => bar.suspend(|| {
+            for f in found {
+                eprintln!("{}", diagnose::warning(f));
+            }
+        }),
     };
     let run = train::train(
         &mut network,
@@ -248,14 +278,21 @@ pub fn run(args: Args) -> Result<()> {
     let input = net::resolve(&args.net)?.input_size();
     let train_set = datasets::load_split(args.data.as_deref(), "train", input)?;
     let val_set = datasets::load_split(args.data.as_deref(), "test", input)?;
-    let (network, history, norm) = run_training(&args, train_set, Some(val_set))?;
+    let trained = run_training(&args, train_set, Some(val_set));
+    // A run stopped by a check is drawn too: that is when the picture is wanted.
+    let drawn = args.diag.draw(&args.out);
+    let (network, history, norm) = trained?;
+    let drawn = drawn?;
     write_outputs(&args.out, &network, &history, &norm)?;
     if let Some(last) = history.last() {
         println!("{}", epoch_line(last));
     }
     println!(
-        "wrote {0}/model.safetensors, {0}/history.json, {0}/curves.png",
-        args.out.display()
+        "wrote {0}/model.safetensors, {0}/history.json, {0}/curves.png, {0}/diagnostics.json{1}",
+        args.out.display(),
+        drawn
+            .map(|p| format!(", {}", p.display()))
+            .unwrap_or_default()
     );
     Ok(())
 }

@@ -31,7 +31,7 @@ const BLUES: [(u8, u8, u8); 9] = [
 ];
 
 /// The colour of `t` in 0..=1 on the Blues scale.
-fn blues(t: f64) -> RGBColor {
+pub(crate) fn blues(t: f64) -> RGBColor {
     let x = t.clamp(0.0, 1.0) * (BLUES.len() - 1) as f64;
     let i = (x.floor() as usize).min(BLUES.len() - 2);
     let f = x - i as f64;

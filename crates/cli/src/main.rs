@@ -18,6 +18,7 @@ mod cmd_test;
 mod cmd_train;
 mod cmd_viz;
 mod datasets;
+mod diagnose;
 mod heatmap;
 mod ocr;
 mod plot;

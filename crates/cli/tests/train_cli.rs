@@ -1,54 +1,16 @@
 //! `convnet train`, `test` and `predict` end to end on a small MNIST-style folder cut
 //! from the embedded digits: outputs, bit-exact resume, divergence and bad input.
 
-use convnet::data::{digits, idx};
+use convnet::data::digits;
 use convnet::net::load_tensors;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
-use common::{convnet, ok, stderr, stdout};
-
-/// The first `n` images of the embedded split, written as MNIST IDX files into `dir`.
-fn write_split(dir: &Path, split: &str, n: usize) {
-    let ds = digits::split(split).unwrap();
-    let pixels: Vec<u8> = ds.images.data()[..n * 28 * 28]
-        .iter()
-        .map(|&p| p as u8)
-        .collect();
-    let labels: Vec<u8> = ds.labels[..n].iter().map(|&l| l as u8).collect();
-    let images = idx::encode_images(28, 28, &pixels).unwrap();
-    let name = |what: &str| {
-        dir.join(format!(
-            "{split}-{what}-idx{}-ubyte.gz",
-            if what == "images" { 3 } else { 1 }
-        ))
-    };
-    idx::write_bytes(&name("images"), &images, true).unwrap();
-    idx::write_bytes(&name("labels"), &idx::encode_labels(&labels).unwrap(), true).unwrap();
-}
+use common::{convnet, digits_dir, ok, stderr, stdout, train};
 
 fn small_digits(dir: &Path) -> PathBuf {
-    let data = dir.join("digits");
-    std::fs::create_dir_all(&data).unwrap();
-    write_split(&data, "train", 600);
-    write_split(&data, "test", 200);
-    data
-}
-
-fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
-    let mut args = vec![
-        "train",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--threads",
-        "2",
-        "--quiet",
-    ];
-    args.extend_from_slice(extra);
-    convnet(&args)
+    digits_dir(dir, 600, 200)
 }
 
 #[test]

@@ -30,6 +30,15 @@ pub enum Error {
         /// Where the last good checkpoint is, when there is one.
         hint: String,
     },
+    /// A check found that nothing happens in training, and the run was asked to stop.
+    #[error("training stopped at epoch {epoch}, batch {batch}, because it stalls: {what}{hint}")]
+    Stalled {
+        epoch: usize,
+        batch: usize,
+        what: String,
+        /// Where the last checkpoint is, when there is one.
+        hint: String,
+    },
     /// Anything else the caller asked for that cannot be done.
     #[error("{0}")]
     Invalid(String),

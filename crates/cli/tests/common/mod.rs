@@ -1,6 +1,8 @@
 //! Running the `convnet` binary from the command-line tests.
 #![allow(dead_code)] // each test file uses its own subset
 
+use convnet::data::{digits, idx};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn convnet(args: &[&str]) -> Output {
@@ -22,4 +24,50 @@ pub fn stderr(o: &Output) -> String {
 pub fn ok(o: Output) -> String {
     assert!(o.status.success(), "failed: {}", stderr(&o));
     stdout(&o)
+}
+
+/// The first `n` images of the embedded split `split`, written as MNIST IDX files into
+/// `dir`.
+pub fn write_split(dir: &Path, split: &str, n: usize) {
+    let ds = digits::split(split).unwrap();
+    let pixels: Vec<u8> = ds.images.data()[..n * 28 * 28]
+        .iter()
+        .map(|&p| p as u8)
+        .collect();
+    let labels: Vec<u8> = ds.labels[..n].iter().map(|&l| l as u8).collect();
+    let images = idx::encode_images(28, 28, &pixels).unwrap();
+    let name = |what: &str| {
+        dir.join(format!(
+            "{split}-{what}-idx{}-ubyte.gz",
+            if what == "images" { 3 } else { 1 }
+        ))
+    };
+    idx::write_bytes(&name("images"), &images, true).unwrap();
+    idx::write_bytes(&name("labels"), &idx::encode_labels(&labels).unwrap(), true).unwrap();
+}
+
+/// A folder `dir/digits` with the first `train` and `test` embedded digits.
+pub fn digits_dir(dir: &Path, train: usize, test: usize) -> PathBuf {
+    let data = dir.join("digits");
+    std::fs::create_dir_all(&data).unwrap();
+    write_split(&data, "train", train);
+    write_split(&data, "test", test);
+    data
+}
+
+/// `convnet train` on the data folder `data` into `out`, on 2 threads, quietly, with
+/// `extra` arguments.
+pub fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--threads",
+        "2",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    convnet(&args)
 }

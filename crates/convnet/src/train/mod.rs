@@ -1,12 +1,14 @@
 //! Training: solvers, learning-rate schedules, the epoch loop, statistics,
-//! checkpoints and divergence checks.
+//! checkpoints, divergence checks and diagnostics.
 
 pub mod checkpoint;
+pub mod diagnostics;
 pub mod schedule;
 pub mod solver;
 pub mod stats;
 pub mod trainer;
 
+pub use diagnostics::{DiagnoseOptions, Diagnostics, Finding};
 pub use schedule::Schedule;
 pub use solver::{Solver, SolverKind};
 pub use stats::{evaluate, EpochStats, Evaluation};

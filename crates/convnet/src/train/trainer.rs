@@ -1,8 +1,10 @@
 //! The epoch loop: shuffled minibatches from the seed, forward, backward, aggregate
 //! gradients, update; statistics per epoch on training and validation data; a
-//! checkpoint after every epoch; divergence checks after every step.
+//! checkpoint after every epoch; divergence checks after every step; per-layer
+//! diagnostics on a few batches and checks for a run in which nothing happens.
 
 use super::checkpoint;
+use super::diagnostics::{DiagnoseOptions, Diagnostics, Finding, Monitor};
 use super::schedule::Schedule;
 use super::solver::{ParamSlot, Solver, SolverKind};
 use super::stats::{evaluate, label_tensor, EpochStats, Tally};
@@ -36,6 +38,9 @@ pub struct TrainOptions {
     /// Continue from the last checkpoint in `out_dir`.
     #[serde(skip)]
     pub resume: bool,
+    /// Per-layer statistics and the checks for a run in which nothing happens.
+    #[serde(skip)]
+    pub diagnose: DiagnoseOptions,
 }
 
 /// What the loop tells its caller as it goes (the CLI draws a progress bar from it).
@@ -56,6 +61,8 @@ pub enum Progress<'a> {
         stats: &'a EpochStats,
         checkpoint: Option<&'a std::path::Path>,
     },
+    /// What a diagnostic check found (each finding once per run).
+    Findings(&'a [Finding]),
 }
 
 /// The outcome: one entry per epoch, resumed ones included.
@@ -63,6 +70,8 @@ pub enum Progress<'a> {
 pub struct TrainRun {
     pub history: Vec<EpochStats>,
     pub resumed_from: Option<usize>,
+    /// Per-layer statistics and findings (also in `out_dir/diagnostics.json`).
+    pub diagnostics: Diagnostics,
 }
 
 /// What must be equal for a checkpoint to be resumed by this run.
@@ -119,6 +128,11 @@ pub fn train(
     let batcher = Batcher::new(train_set, bopts)?;
     let mut last_good =
         resumed_from.and_then(|e| opts.out_dir.as_ref().map(|d| checkpoint::path(d, e)));
+    let previous = match (&opts.out_dir, resumed_from) {
+        (Some(dir), Some(e)) => Monitor::load_record(dir, e),
+        _ => Diagnostics::default(),
+    };
+    let mut monitor = Monitor::new(opts.diagnose.clone(), previous);
 
     for epoch in resumed_from.unwrap_or(0)..opts.epochs {
         let lr = opts.schedule.lr(epoch);
@@ -156,17 +170,22 @@ pub fn train(
             if !objective.is_finite() {
                 return Err(diverged(first_nonfinite_output(net)));
             }
+            monitor.after_forward(net, epoch + 1, b, batcher.len(), labels.len(), lr);
             let scores = net
                 .prediction()
                 .ok_or_else(|| Error::Invalid("the network has no 'prediction' variable".into()))?;
             tally.add(objective as f64, scores, &labels)?;
-            net.backward(1.0)?;
+            net.backward_observed(1.0, &mut |step| {
+                monitor.on_backward(&step);
+                Ok(())
+            })?;
             if let Some(p) = net.params().find(|p| !p.grad.all_finite()) {
                 return Err(diverged(format!(
                     "the gradient of '{}' in layer '{}' is not finite",
                     p.name, p.layer
                 )));
             }
+            monitor.before_update(net);
             update(net, &mut solver, lr, labels.len())?;
             if let Some(p) = net.params().find(|p| !p.value.all_finite()) {
                 return Err(diverged(format!(
@@ -174,11 +193,16 @@ pub fn train(
                     p.name, p.layer
                 )));
             }
+            monitor.after_update(net, lr, labels.len());
             progress(Progress::Batch {
                 batch: b + 1,
                 images: labels.len(),
                 mean_objective: tally.mean_objective(),
             });
+            if b + 1 < batcher.len() {
+                let found = monitor.check(epoch + 1, b, batcher.len(), lr, net);
+                report(&monitor, &found, opts, last_good.as_deref(), progress)?;
+            }
         }
         let seconds = started.elapsed().as_secs_f64();
         progress(Progress::Evaluating);
@@ -215,16 +239,44 @@ pub fn train(
             });
         }
         last_good = saved.or(last_good);
+        if let Some(dir) = &opts.out_dir {
+            monitor.save(dir)?;
+        }
+        // The epoch's last batch is checked once its checkpoint exists, so that a stop
+        // keeps it.
+        let last = batcher.len().saturating_sub(1);
+        let found = monitor.check(epoch + 1, last, batcher.len(), lr, net);
+        report(&monitor, &found, opts, last_good.as_deref(), progress)?;
     }
     Ok(TrainRun {
         history,
         resumed_from,
+        diagnostics: monitor.into_record(),
     })
+}
+
+/// Hands findings to the caller and stops the run when asked, with the diagnostics
+/// written.
+fn report(
+    monitor: &Monitor,
+    found: &[Finding],
+    opts: &TrainOptions,
+    last_good: Option<&std::path::Path>,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<()> {
+    if found.is_empty() {
+        return Ok(());
+    }
+    if let Some(dir) = &opts.out_dir {
+        monitor.save(dir)?;
+    }
+    progress(Progress::Findings(found));
+    monitor.stop(found, last_good).map_or(Ok(()), Err)
 }
 
 /// The update step: the gradients are already aggregated over the batch (and, in a
 /// data-parallel run, over processes, before this is called).
-fn update(net: &mut Network, solver: &mut Solver, lr: f32, batch: usize) -> Result<()> {
+pub fn update(net: &mut Network, solver: &mut Solver, lr: f32, batch: usize) -> Result<()> {
     let mut slots: Vec<ParamSlot> = net
         .params_mut()
         .map(|p| ParamSlot {
