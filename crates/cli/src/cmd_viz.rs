@@ -2,14 +2,20 @@
 //! layer's filters as a montage; `activations` draws the feature maps of every layer
 //! for one input image, one labelled row per layer. Every filter and every map is
 //! scaled to its own min..max range (black..white; a constant one is mid grey).
+//! `saliency` and `cam` explain one prediction with a heat map over the image.
 
+mod cam;
+mod explain;
 mod montage;
+mod overlay;
+mod saliency;
 
 use crate::cmd_test;
 use anyhow::{bail, Context, Result};
 use convnet::blocks::softmax;
 use convnet::data::digits;
 use convnet::data::folder::{self, FolderOptions};
+use convnet::data::normalize::Normalization;
 use convnet::net::graph::Layer;
 use convnet::net::{LayerKind, Mode, Network};
 use convnet::Tensor;
@@ -24,6 +30,16 @@ pub enum Command {
     /// The feature maps of every layer for one image, one labelled row per layer
     #[command(override_usage = "convnet viz activations MODEL (IMAGE | --digit I) OUT.png")]
     Activations(ActivationsArgs),
+    /// Which pixels a class score depends on: |d score / d pixel| as a heat map over the image
+    #[command(
+        override_usage = "convnet viz saliency MODEL (IMAGE | --digit I) OUT.png [--class C]"
+    )]
+    Saliency(explain::ExplainArgs),
+    /// Grad-CAM: where a convolution layer sees evidence for a class, as a heat map over the image
+    #[command(
+        override_usage = "convnet viz cam MODEL (IMAGE | --digit I) OUT.png [--class C] [--layer L]"
+    )]
+    Cam(cam::CamArgs),
 }
 
 #[derive(clap::Args)]
@@ -55,6 +71,8 @@ pub fn run(command: Command) -> Result<()> {
     match command {
         Command::Filters(a) => filters(a),
         Command::Activations(a) => activations(a),
+        Command::Saliency(a) => saliency::run(a),
+        Command::Cam(a) => cam::run(a),
     }
 }
 
@@ -294,16 +312,10 @@ fn map_px(h: usize, w: usize) -> (usize, usize) {
 }
 
 fn activations(args: ActivationsArgs) -> Result<()> {
-    let (image, out) = input_and_output(&args)?;
+    let (image, out) = input_and_output(args.digit, &args.paths)?;
     let (mut network, norm, opts) = cmd_test::load_for_images(&args.model)?;
     let (c, h, w) = (opts.channels, opts.height, opts.width);
-    let (pixels, source) = match image {
-        Input::File(path) => (folder::load_image(path, &opts)?, path.display().to_string()),
-        Input::Digit(i) => embedded_digit(i, &opts)?,
-    };
-    let mut x = pixels.clone();
-    norm.apply_image(&mut x, c, h, w)?;
-    let x = Tensor::from_vec(&[1, c, h, w], x)?;
+    let (pixels, source, x) = load_input(&image, &opts, &norm)?;
     network.forward(&[("input", &x)], Mode::Test)?;
 
     println!("input: {source}, fitted to {c}x{h}x{w} (C x H x W)");
@@ -336,14 +348,32 @@ enum Input<'a> {
 }
 
 /// The input image and the PNG to write, from the positional paths and --digit.
-fn input_and_output(args: &ActivationsArgs) -> Result<(Input<'_>, &Path)> {
-    Ok(match (args.digit, args.paths.as_slice()) {
+fn input_and_output(digit: Option<usize>, paths: &[PathBuf]) -> Result<(Input<'_>, &Path)> {
+    Ok(match (digit, paths) {
         (None, [image, out]) => (Input::File(image), out),
         (Some(i), [out]) => (Input::Digit(i), out),
         (None, [_]) => bail!("give an IMAGE and the PNG to write, or --digit I and the PNG"),
         (Some(_), _) => bail!("give either an IMAGE or --digit, not both"),
         _ => bail!("expected IMAGE OUT.png"),
     })
+}
+
+/// The input fitted to the network as `opts` says: its pixels (0..255, C x H x W, as
+/// drawn), where it came from, and the normalised (1, C, H, W) tensor the network takes.
+fn load_input(
+    image: &Input,
+    opts: &FolderOptions,
+    norm: &Normalization,
+) -> Result<(Vec<f32>, String, Tensor)> {
+    let (c, h, w) = (opts.channels, opts.height, opts.width);
+    let (pixels, source) = match image {
+        Input::File(path) => (folder::load_image(path, opts)?, path.display().to_string()),
+        Input::Digit(i) => embedded_digit(*i, opts)?,
+    };
+    let mut x = pixels.clone();
+    norm.apply_image(&mut x, c, h, w)?;
+    let x = Tensor::from_vec(&[1, c, h, w], x)?;
+    Ok((pixels, source, x))
 }
 
 /// The most likely class and its softmax probability, when the network predicts.

@@ -165,6 +165,11 @@ impl Canvas {
         }
     }
 
+    /// Sets one pixel; outside the canvas nothing happens.
+    pub fn put(&mut self, x: usize, y: usize, rgb: [u8; 3]) {
+        self.set(x as isize, y as isize, rgb);
+    }
+
     fn set(&mut self, x: isize, y: isize, rgb: [u8; 3]) {
         if x < 0 || y < 0 || x as usize >= self.width || y as usize >= self.height {
             return;
