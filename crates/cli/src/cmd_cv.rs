@@ -92,6 +92,7 @@ fn run_fold(args: &Args, data: &Dataset, folds: &Folds, i: usize) -> Result<Fold
     }
     let (mut network, history, norm) = cmd_train::run_training(&fold_args, train_set, None)?;
     cmd_train::write_outputs(&fold_args.out, &network, &history, &norm)?;
+    fold_args.diag.draw(&fold_args.out)?;
     prune_checkpoints(&fold_args.out, fold_args.epochs)?;
     let e = evaluate(
         &mut network,

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench_conv;
+mod bench_diagnostics;
 mod bench_lenet;
 mod cmd_cv;
 mod cmd_deploy;
@@ -74,6 +75,8 @@ enum BenchCommand {
     Conv(bench_conv::Args),
     /// LeNet training on the embedded digits, as torch_lenet_mnist.py
     Lenet(bench_lenet::Args),
+    /// What train's per-layer statistics cost: recorded against plain LeNet batches
+    Diagnostics(bench_diagnostics::Args),
 }
 
 fn main() {
@@ -86,6 +89,7 @@ fn main() {
         Command::Show(a) => cmd_show::run(a),
         Command::Bench(BenchCommand::Conv(a)) => bench_conv::run(a),
         Command::Bench(BenchCommand::Lenet(a)) => bench_lenet::run(a),
+        Command::Bench(BenchCommand::Diagnostics(a)) => bench_diagnostics::run(a),
         Command::Linear(c) => cmd_linear::run(c),
         Command::Ocr(c) => cmd_ocr::run(c),
         Command::Cv(a) => cmd_cv::run(a),
