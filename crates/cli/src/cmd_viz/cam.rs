@@ -3,7 +3,7 @@
 //! a heat map over the image. The layer is the last convolution whose output is
 //! spatial, or `--layer`.
 
-use super::explain::{prepare, ExplainArgs};
+use super::explain::{class_name, prepare, ExplainArgs};
 use super::overlay;
 use anyhow::{bail, Result};
 use convnet::net::explain::grad_cam;
@@ -47,7 +47,11 @@ pub fn run(args: CamArgs) -> Result<()> {
             cam.layer
         );
     }
-    let caption = format!("Grad-CAM at '{}'", cam.layer);
+    let caption = format!(
+        "Grad-CAM of class {} at '{}'",
+        class_name(&p.network, p.class),
+        cam.layer
+    );
     let o = &p.opts;
     let (w, h) = overlay::draw(&p.out, &p.pixels, o.channels, ih, iw, heat, at, &caption)?;
     println!(

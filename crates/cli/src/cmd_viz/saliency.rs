@@ -2,7 +2,7 @@
 //! pixels (Simonyan, Vedaldi and Zisserman, 2014), its largest magnitude over the
 //! channels of each pixel drawn as a heat map over the image.
 
-use super::explain::{prepare, ExplainArgs};
+use super::explain::{class_name, prepare, ExplainArgs};
 use super::overlay;
 use anyhow::Result;
 use convnet::data::normalize::Normalization;
@@ -20,7 +20,11 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         p.opts.channels,
         if p.opts.channels == 1 { "" } else { "s" }
     );
-    let (o, caption) = (&p.opts, "saliency: |d score / d pixel|");
+    let caption = format!(
+        "saliency of class {}: |d score / d pixel|",
+        class_name(&p.network, p.class)
+    );
+    let o = &p.opts;
     let (w, h) = overlay::draw(
         &p.out,
         &p.pixels,
@@ -29,7 +33,7 @@ pub fn run(args: ExplainArgs) -> Result<()> {
         o.width,
         &heat,
         overlay::Placement::PIXELS,
-        caption,
+        &caption,
     )?;
     println!(
         "wrote {} ({w}x{h} px: the input, and the map over it)",

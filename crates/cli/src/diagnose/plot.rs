@@ -249,6 +249,7 @@ fn objective_panel(area: &Area, d: &Diagnostics) -> Result<()> {
     chart
         .configure_mesh()
         .x_desc("batch")
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .label_style(("sans-serif", 12))
         .draw()
         .map_err(err)?;
