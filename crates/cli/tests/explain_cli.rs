@@ -20,6 +20,13 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// `convnet viz KIND MODEL IMAGE OUT [extra]`.
+fn viz(kind: &str, model: &Path, image: &Path, out: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["viz", kind, s(model), s(image), s(out)];
+    args.extend_from_slice(extra);
+    convnet(&args)
+}
+
 fn fails(o: Output) -> String {
     assert_eq!(o.status.code(), Some(1), "should fail");
     stderr(&o)
@@ -49,6 +56,17 @@ fn save(dir: &Path, net: &Network, norm: &Normalization, input: &str) -> PathBuf
         norm.to_json().unwrap()
     };
     save_model_with(&path, net, &json, input).unwrap();
+    path
+}
+
+/// A 48x36 colour picture, wider than high (ImageNet fitting crops it), in `dir`.
+fn photo(dir: &Path) -> PathBuf {
+    let path = dir.join("photo.png");
+    image::RgbImage::from_fn(48, 36, |x, y| {
+        image::Rgb([(x * 5) as u8, (y * 7) as u8, 90])
+    })
+    .save(&path)
+    .unwrap();
     path
 }
 
@@ -82,15 +100,7 @@ fn saliency_of_a_linear_model_peaks_at_its_largest_weight() {
     let image = dir.path().join("in.png");
     grey_png(&image, 8, 8, |_, _| 128);
     let out = dir.path().join("sal.png");
-    let printed = ok(convnet(&[
-        "viz",
-        "saliency",
-        s(&m),
-        s(&image),
-        s(&out),
-        "--class",
-        "1",
-    ]));
+    let printed = ok(viz("saliency", &m, &image, &out, &["--class", "1"]));
     assert!(printed.contains("fitted to 1x8x8"), "{printed}");
     assert!(printed.contains("class 1: score"), "{printed}");
     assert!(printed.contains("peak at row 5, column 2"), "{printed}");
@@ -118,7 +128,7 @@ fn grad_cam_of_a_bright_square_peaks_on_the_square() {
         }
     });
     let out = dir.path().join("cam.png");
-    let printed = ok(convnet(&["viz", "cam", s(&m), s(&image), s(&out)]));
+    let printed = ok(viz("cam", &m, &image, &out, &[]));
     assert!(printed.contains("class 0: score"), "{printed}");
     let line = printed
         .lines()
@@ -136,17 +146,13 @@ fn grad_cam_of_a_bright_square_peaks_on_the_square() {
     assert!(hot > 60, "red on the square: {hot}");
     assert!(cold < -20, "blue away from it: {cold}");
     // Class 1 finds nothing: its map is zero everywhere, and the command says so.
-    let printed = ok(convnet(&[
-        "viz",
+    let printed = ok(viz(
         "cam",
-        s(&m),
-        s(&image),
-        s(&out),
-        "--class",
-        "1",
-        "--layer",
-        "relu1",
-    ]));
+        &m,
+        &image,
+        &out,
+        &["--class", "1", "--layer", "relu1"],
+    ));
     assert!(
         printed.contains("ranked 2 of 2; the top class is 0"),
         "{printed}"
@@ -205,22 +211,9 @@ outputs = ["prediction"]
     };
     let input = r#"{"channels":3,"height":24,"width":24,"fit":{"shorter_side":{"size":32}}}"#;
     let m = save(dir.path(), &net, &norm, input);
-    let image = dir.path().join("photo.png");
-    image::RgbImage::from_fn(48, 36, |x, y| {
-        image::Rgb([(x * 5) as u8, (y * 7) as u8, 90])
-    })
-    .save(&image)
-    .unwrap();
+    let image = photo(dir.path());
     let out = dir.path().join("cam.png");
-    let printed = ok(convnet(&[
-        "viz",
-        "cam",
-        s(&m),
-        s(&image),
-        s(&out),
-        "--class",
-        "dog",
-    ]));
+    let printed = ok(viz("cam", &m, &image, &out, &["--class", "dog"]));
     assert!(printed.contains("fitted to 3x24x24"), "{printed}");
     assert!(printed.contains("class dog (index 1): score"), "{printed}");
     assert!(
@@ -236,12 +229,29 @@ outputs = ["prediction"]
     let p = img.get_pixel(8 + 120, 32 + 120);
     assert!(p[0] != p[1] || p[1] != p[2], "{p:?}");
     let sal = dir.path().join("sal.png");
-    let printed = ok(convnet(&["viz", "saliency", s(&m), s(&image), s(&sal)]));
+    let printed = ok(viz("saliency", &m, &image, &sal, &[]));
     assert!(
         printed.contains("the largest over the 3 channels"),
         "{printed}"
     );
     assert_eq!(png(&sal).dimensions(), img.dimensions());
+}
+
+#[test]
+fn an_imported_matconvnet_model_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let mat = Path::new(env!("CARGO_MANIFEST_DIR")).join("../interop/tests/data/simplenn.mat");
+    let m = dir.path().join("simplenn.safetensors");
+    ok(convnet(&["import", s(&mat), s(&m)]));
+    let image = photo(dir.path());
+    let out = dir.path().join("cam.png");
+    let printed = ok(viz("cam", &m, &image, &out, &[]));
+    assert!(printed.contains("Grad-CAM at layer 'conv2'"), "{printed}");
+    let printed = ok(viz("saliency", &m, &image, &out, &["--class", "0"]));
+    assert!(
+        printed.contains("the largest over the 3 channels"),
+        "{printed}"
+    );
 }
 
 #[test]
@@ -310,30 +320,14 @@ fn explanations_name_a_bad_class_layer_or_image() {
             230
         }
     });
-    let printed = ok(convnet(&[
-        "viz",
-        "cam",
-        s(&lm),
-        s(&window),
-        s(&out),
-        "--class",
-        "k",
-    ]));
+    let printed = ok(viz("cam", &lm, &window, &out, &["--class", "k"]));
     assert!(printed.contains("class k (index 10): score"), "{printed}");
     assert!(
         printed.contains("layer 'conv2' (32 maps of 10x10)"),
         "{printed}"
     );
-    ok(convnet(&[
-        "viz",
-        "saliency",
-        s(&lm),
-        s(&window),
-        s(&out),
-        "--class",
-        "k",
-    ]));
+    ok(viz("saliency", &lm, &window, &out, &["--class", "k"]));
     let missing = dir.path().join("missing.png");
-    let e = fails(convnet(&["viz", "saliency", s(&m), s(&missing), s(&out)]));
+    let e = fails(viz("saliency", &m, &missing, &out, &[]));
     assert!(e.contains("missing.png"), "{e}");
 }
