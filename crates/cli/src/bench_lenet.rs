@@ -22,7 +22,7 @@ pub struct Args {
 }
 
 /// Peak resident memory of this process in MB (Linux), 0 where unknown.
-fn peak_rss_mb() -> f64 {
+pub fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -38,23 +38,17 @@ pub fn run(args: Args) -> Result<()> {
     crate::datasets::set_threads(Some(args.threads))?;
     let out = std::env::temp_dir().join(format!("convnet-bench-lenet-{}", std::process::id()));
     let targs = cmd_train::Args {
-        net: "lenet".into(),
-        data: None,
+        net: Some("lenet".into()),
         epochs: args.epochs,
         batch: args.batch,
         lr: args.lr,
         schedule: "constant".into(),
-        solver: "sgd".into(),
-        momentum: 0.9,
         weight_decay: 0.0005,
         jitter: "none".into(),
         normalize: "mean-image".into(),
-        seed: 0,
-        threads: None,
         out: out.clone(),
-        resume: false,
         quiet: true,
-        diag: Default::default(),
+        ..Default::default()
     };
     let test = digits::test()?;
     let train = digits::train()?;

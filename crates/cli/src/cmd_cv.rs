@@ -5,13 +5,10 @@
 use crate::cmd_test::confusion_table;
 use crate::{cmd_train, datasets, heatmap};
 use anyhow::{Context, Result};
-use convnet::data::dataset::Dataset;
 use convnet::data::folds::Folds;
-use convnet::net;
-use convnet::train::{checkpoint, evaluate};
+use convnet::data::source::Images;
+use convnet::train::evaluate;
 use serde::Serialize;
-use std::path::Path;
-use std::sync::Arc;
 
 #[derive(clap::Args)]
 #[command(mut_arg("out", |a| a
@@ -21,6 +18,9 @@ use std::sync::Arc;
     .help("Data folder: MNIST IDX files (train and test are pooled), or an image folder with one subfolder per class; default: the embedded digits (train and test pooled)")))]
 #[command(mut_arg("resume", |a| a
     .help("Resume every fold from its last checkpoint in the output folder (a finished fold is not trained again)")))]
+#[command(mut_arg("keep_checkpoints", |a| a
+    .default_value("1")
+    .help("Keep each fold's newest N checkpoints (0 keeps every epoch's)")))]
 pub struct Args {
     /// Number of folds K (at least 2; every class needs at least K images)
     #[arg(long)]
@@ -45,6 +45,8 @@ struct FoldResult {
 #[derive(Serialize)]
 struct Summary<'a> {
     net: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    init: Option<String>,
     folds: usize,
     seed: u64,
     images: usize,
@@ -65,19 +67,7 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (mean, (ss / (n - 1.0).max(1.0)).sqrt())
 }
 
-/// Removes the fold's per-epoch checkpoints but the last, which is all `--continue`
-/// needs to skip a finished fold.
-fn prune_checkpoints(dir: &Path, epochs: usize) -> Result<()> {
-    for e in 1..epochs {
-        let p = checkpoint::path(dir, e);
-        if p.is_file() {
-            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
-        }
-    }
-    Ok(())
-}
-
-fn run_fold(args: &Args, data: &Dataset, folds: &Folds, i: usize) -> Result<FoldResult> {
+fn run_fold(args: &Args, data: &Images, folds: &Folds, i: usize) -> Result<FoldResult> {
     let mut fold_args = args.train.clone();
     fold_args.out = args.train.out.join(format!("fold-{}", i + 1));
     let train_set = data.subset(&folds.train(i))?;
@@ -90,24 +80,19 @@ fn run_fold(args: &Args, data: &Dataset, folds: &Folds, i: usize) -> Result<Fold
             folds.k()
         );
     }
-    let (mut network, history, norm) = cmd_train::run_training(&fold_args, train_set, None)?;
-    cmd_train::write_outputs(&fold_args.out, &network, &history, &norm)?;
+    let (mut network, history, norm) =
+        cmd_train::run_training(&fold_args, train_set, None::<Images>)?;
+    let input = datasets::fit_of(data);
+    cmd_train::write_outputs_with(&fold_args.out, &network, &history, &norm, input.as_ref())?;
     fold_args.diag.draw(&fold_args.out)?;
-    prune_checkpoints(&fold_args.out, fold_args.epochs)?;
-    let e = evaluate(
-        &mut network,
-        Arc::new(test_set),
-        &norm,
-        args.train.batch.max(1),
-    )?;
+    let e = evaluate(&mut network, test_set, &norm, args.train.batch.max(1))?;
     let counted: usize = e.confusion.iter().flatten().sum();
+    let classes = data.classes().len();
     if counted != test_images {
         anyhow::bail!(
-            "--net {}: the network predicted classes beyond the data's {} for {} of {test_images} images; give its last layer {} outputs",
-            args.train.net,
-            data.classes.len(),
+            "--net {}: the network predicted classes beyond the data's {classes} for {} of {test_images} images; give its last layer {classes} outputs",
+            args.train.net_name(),
             test_images - counted,
-            data.classes.len()
         );
     }
     Ok(FoldResult {
@@ -148,12 +133,10 @@ fn add_into(total: &mut [Vec<usize>], m: &[Vec<usize>]) {
 pub fn run(args: Args) -> Result<()> {
     let t = &args.train;
     datasets::set_threads(t.threads)?;
-    let desc = net::resolve(&t.net)?;
-    let data = datasets::load_all(t.data.as_deref(), desc.input_size())?;
-    cmd_train::check_classes(&t.net, &desc, &data.classes)?;
-    let folds = Folds::stratified(&data.labels, &data.classes, args.folds, t.seed)?;
+    let data = datasets::load_all(t.data.as_deref(), &cmd_train::fit(t)?)?;
+    let folds = Folds::stratified(data.labels(), data.classes(), args.folds, t.seed)?;
     let k = folds.k();
-    let classes = data.classes.clone();
+    let classes = data.classes().to_vec();
     let mut confusion = vec![vec![0usize; classes.len()]; classes.len()];
     let mut results = Vec::with_capacity(k);
     for i in 0..k {
@@ -174,8 +157,10 @@ pub fn run(args: Args) -> Result<()> {
         data.len(),
         confusion_table(&classes, &confusion)
     );
+    let net = t.net_name();
     let summary = Summary {
-        net: &t.net,
+        net: &net,
+        init: t.init.as_ref().map(|p| p.display().to_string()),
         folds: k,
         seed: t.seed,
         images: data.len(),

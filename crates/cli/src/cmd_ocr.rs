@@ -179,8 +179,7 @@ fn letter_sets(args: &TrainArgs) -> Result<Sets> {
 /// schedule, no further jitter (the windows are jittered as they are drawn).
 fn train_args(args: &TrainArgs) -> cmd_train::Args {
     cmd_train::Args {
-        net: args.net.clone(),
-        data: None,
+        net: Some(args.net.clone()),
         epochs: args.epochs,
         batch: 100,
         lr: args.lr,
@@ -193,9 +192,8 @@ fn train_args(args: &TrainArgs) -> cmd_train::Args {
         seed: args.seed,
         threads: args.threads,
         out: args.out.clone(),
-        resume: false,
         quiet: args.quiet,
-        diag: Default::default(),
+        ..Default::default()
     }
 }
 

@@ -1,26 +1,55 @@
-//! `convnet predict MODEL IMAGE...`: the five most likely classes of each image.
+//! `convnet predict MODEL IMAGE...`: the five most likely classes of each image, after
+//! the model's own preprocessing (how it fits a file to its input, its normalisation).
 
 use crate::cmd_test;
 use anyhow::{Context, Result};
 use convnet::blocks::softmax;
 use convnet::data::folder;
-use convnet::net::Mode;
+use convnet::net::{self, Mode};
 use convnet::train::stats::class_scores;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Model metadata: a JSON list of one human-readable description per class, in class
+/// order (ImageNet's "tabby, tabby cat" for class n02123045), as importers write it.
+pub const CLASS_DESCRIPTIONS: &str = "class_descriptions";
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A model file written by `convnet train`
+    /// A model file (written by `convnet train` or an importer)
     pub model: PathBuf,
-    /// PNG or JPEG images, fitted to the network's input size
+    /// PNG or JPEG images, fitted to the network's input as the model says (e.g. the
+    /// shorter side resized, then the centred crop)
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
 }
 
+/// What to print for each class: its description when the model has them, else its name.
+fn labels(model: &Path, network: &net::Network, meta: &net::ModelMeta) -> Result<Vec<String>> {
+    let names = network.classes().to_vec();
+    let Some(text) = meta.raw.get(CLASS_DESCRIPTIONS) else {
+        return Ok(names);
+    };
+    let descriptions: Vec<String> = serde_json::from_str(text).with_context(|| {
+        format!(
+            "{}: metadata '{CLASS_DESCRIPTIONS}' is not a JSON list of strings",
+            model.display()
+        )
+    })?;
+    if descriptions.len() != names.len() {
+        anyhow::bail!(
+            "{}: metadata '{CLASS_DESCRIPTIONS}' has {} entries for {} classes",
+            model.display(),
+            descriptions.len(),
+            names.len()
+        );
+    }
+    Ok(descriptions)
+}
+
 pub fn run(args: Args) -> Result<()> {
-    let (mut network, norm, opts) = cmd_test::load_for_images(&args.model)?;
+    let (mut network, norm, opts, meta) = cmd_test::load_for_images_with_meta(&args.model)?;
+    let labels = labels(&args.model, &network, &meta)?;
     let (c, h, w) = (opts.channels, opts.height, opts.width);
-    let classes = network.classes().to_vec();
     for path in &args.images {
         let mut pixels = folder::load_image(path, &opts)?;
         norm.apply_image(&mut pixels, c, h, w)?;
@@ -35,8 +64,8 @@ pub fn run(args: Args) -> Result<()> {
         order.sort_by(|&a, &b| row[b].total_cmp(&row[a]).then(a.cmp(&b)));
         println!("{}:", path.display());
         for &k in order.iter().take(5) {
-            let name = classes.get(k).cloned().unwrap_or_else(|| k.to_string());
-            println!("  {name:>12}  {:.4}", row[k]);
+            let label = labels.get(k).cloned().unwrap_or_else(|| k.to_string());
+            println!("  {:.4}  {label}", row[k]);
         }
     }
     Ok(())

@@ -15,10 +15,17 @@ pub struct Args {
     /// Print the description as TOML (a file to edit) instead of the table
     #[arg(long)]
     pub toml: bool,
+    /// A built-in network's training form (with dropout and the loss) instead of the
+    /// deploy form (a softmax at the end)
+    #[arg(long)]
+    pub train: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let desc = net::resolve(&args.net)?;
+    let desc = match net::zoo::get_deploy(&args.net) {
+        Some(d) if !args.train => d,
+        _ => net::resolve(&args.net)?,
+    };
     if args.toml {
         print!("{}", desc.to_toml());
         return Ok(());

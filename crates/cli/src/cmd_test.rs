@@ -7,7 +7,6 @@ use convnet::data::normalize::Normalization;
 use convnet::net;
 use convnet::train::{evaluate, Evaluation};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -44,6 +43,14 @@ fn load_with_meta(model: &Path) -> Result<(net::Network, Normalization, net::Mod
 /// As [`load`], with the options that fit an image file to the network's input: the
 /// model's own (its `input` metadata) when it has them, else a plain resize.
 pub fn load_for_images(model: &Path) -> Result<(net::Network, Normalization, FolderOptions)> {
+    let (network, norm, opts, _) = load_for_images_with_meta(model)?;
+    Ok((network, norm, opts))
+}
+
+/// As [`load_for_images`], with the model's metadata.
+pub fn load_for_images_with_meta(
+    model: &Path,
+) -> Result<(net::Network, Normalization, FolderOptions, net::ModelMeta)> {
     let (network, norm, meta) = load_with_meta(model)?;
     let [h, w, c] = network
         .input_size()
@@ -67,7 +74,7 @@ pub fn load_for_images(model: &Path) -> Result<(net::Network, Normalization, Fol
         }
         opts.fit = stored.fit;
     }
-    Ok((network, norm, opts))
+    Ok((network, norm, opts, meta))
 }
 
 /// The confusion matrix as text: rows are true classes, columns predictions.
@@ -108,18 +115,18 @@ pub fn report(e: &Evaluation, classes: &[String]) -> String {
 
 pub fn run(args: Args) -> Result<()> {
     datasets::set_threads(args.threads)?;
-    let (mut network, norm) = load(&args.model)?;
-    let data = datasets::load_split(args.data.as_deref(), "test", network.input_size())?;
-    if data.classes.len() != network.classes().len() {
+    let (mut network, norm, fit) = load_for_images(&args.model)?;
+    let data = datasets::load_split(args.data.as_deref(), "test", &fit)?;
+    if data.classes().len() != network.classes().len() {
         anyhow::bail!(
             "{}: the model has {} classes but the data has {}",
             args.model.display(),
             network.classes().len(),
-            data.classes.len()
+            data.classes().len()
         );
     }
-    let classes = data.classes.clone();
-    let e = evaluate(&mut network, Arc::new(data), &norm, args.batch.max(1))?;
+    let classes = data.classes().to_vec();
+    let e = evaluate(&mut network, data, &norm, args.batch.max(1))?;
     print!("{}", report(&e, &classes));
     let png = args
         .confusion

@@ -1,65 +1,65 @@
 //! Where the commands get their data: the embedded digits by default, an MNIST-style
-//! folder of IDX files, or an image folder (one subfolder per class, split into
-//! `train/` and `test/` (or `val/`) subfolders).
+//! folder of IDX files (both held in memory), or an image folder (one subfolder per
+//! class, split into `train/` and `test/` (or `val/`) subfolders), streamed from disk.
 
 use anyhow::Result;
-use convnet::data::dataset::Dataset;
-use convnet::data::folder::{self, FolderOptions};
+use convnet::data::folder::{self, Fit, FolderOptions};
+use convnet::data::jitter::Jitter;
+use convnet::data::source::Images;
 use convnet::data::{digits, idx};
 use std::path::Path;
 
 /// Loads split `split` ("train" or "test") from `dir`, or from the embedded digits
-/// when `dir` is None. Image folders are fitted to the network's input (H, W, C).
-pub fn load_split(dir: Option<&Path>, split: &str, input: Option<[usize; 3]>) -> Result<Dataset> {
+/// when `dir` is None. Image folders are listed, to be decoded and fitted as `fit` says
+/// when a batch needs them.
+pub fn load_split(dir: Option<&Path>, split: &str, fit: &FolderOptions) -> Result<Images> {
     let Some(dir) = dir else {
-        return Ok(digits::split(split)?);
+        return Ok(digits::split(split)?.into());
     };
     if !dir.is_dir() {
         anyhow::bail!("{}: no such data folder", dir.display());
     }
     if idx::has_split(dir, split) {
-        return Ok(idx::load_split(dir, split)?);
+        return Ok(idx::load_split(dir, split)?.into());
     }
-    Ok(folder::load_split(dir, split, &folder_options(input))?)
+    Ok(folder::open_split(dir, split, fit)?.into())
 }
 
 /// An image folder without a train/test split (for cross-validation), or an MNIST-style
 /// folder's training and test sets together.
-pub fn load_all(dir: Option<&Path>, input: Option<[usize; 3]>) -> Result<Dataset> {
+pub fn load_all(dir: Option<&Path>, fit: &FolderOptions) -> Result<Images> {
     match dir {
         Some(d) if !idx::has_split(d, "train") && !d.join("train").is_dir() => {
-            Ok(folder::load_folder(d, &folder_options(input))?)
+            Ok(folder::open_folder(d, fit)?.into())
         }
         _ => {
-            let a = load_split(dir, "train", input)?;
-            let b = load_split(dir, "test", input)?;
-            Ok(concat(a, b)?)
+            let a = load_split(dir, "train", fit)?;
+            let b = load_split(dir, "test", fit)?;
+            Ok(Images::concat(a, b)?)
         }
     }
 }
 
-fn folder_options(input: Option<[usize; 3]>) -> FolderOptions {
+/// How image files are fitted to a network input of `input` (H, W, C; default 32x32x3)
+/// when tested: ImageNet's resize of the shorter side to 8/7 of the input and centred
+/// crop (256 and 224) for a random-resized-crop recipe, else a plain resize.
+pub fn fit_for(input: Option<[usize; 3]>, jitter: &Jitter) -> FolderOptions {
     let [h, w, c] = input.unwrap_or([32, 32, 3]);
-    FolderOptions::new(c, h, w)
+    let mut fit = FolderOptions::new(c, h, w);
+    if jitter.crop.is_some() {
+        fit.fit = Fit::ShorterSide {
+            size: (h.max(w) * 8).div_ceil(7),
+        };
+    }
+    fit
 }
 
-/// Two data sets with the same classes and image size, one after the other.
-fn concat(a: Dataset, b: Dataset) -> Result<Dataset> {
-    if a.classes != b.classes || a.images.shape()[1..] != b.images.shape()[1..] {
-        anyhow::bail!("the training and test sets differ in classes or image size");
+/// The fitting of a set of image files (None for data held in memory).
+pub fn fit_of(images: &Images) -> Option<FolderOptions> {
+    match images {
+        Images::Files(f) => Some(f.fit.clone()),
+        Images::Memory(_) => None,
     }
-    let shape = a.images.shape().to_vec();
-    let mut data = a.images.into_vec();
-    data.extend_from_slice(b.images.data());
-    let mut labels = a.labels;
-    labels.extend_from_slice(&b.labels);
-    let mut s = shape;
-    s[0] = labels.len();
-    Ok(Dataset::new(
-        convnet::Tensor::from_vec(&s, data)?,
-        labels,
-        a.classes,
-    )?)
 }
 
 /// Sets the number of threads of the global pool (before any parallel work).

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench_conv;
+mod bench_data;
 mod bench_diagnostics;
 mod bench_lenet;
 mod cmd_cv;
@@ -77,6 +78,8 @@ enum BenchCommand {
     Lenet(bench_lenet::Args),
     /// What train's per-layer statistics cost: recorded against plain LeNet batches
     Diagnostics(bench_diagnostics::Args),
+    /// Images per second of the streamed data path (decode, crop, jitter, normalise)
+    Data(bench_data::Args),
 }
 
 fn main() {
@@ -90,6 +93,7 @@ fn main() {
         Command::Bench(BenchCommand::Conv(a)) => bench_conv::run(a),
         Command::Bench(BenchCommand::Lenet(a)) => bench_lenet::run(a),
         Command::Bench(BenchCommand::Diagnostics(a)) => bench_diagnostics::run(a),
+        Command::Bench(BenchCommand::Data(a)) => bench_data::run(a),
         Command::Linear(c) => cmd_linear::run(c),
         Command::Ocr(c) => cmd_ocr::run(c),
         Command::Cv(a) => cmd_cv::run(a),

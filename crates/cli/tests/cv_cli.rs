@@ -166,9 +166,16 @@ fn cv_rejects_bad_folds_small_classes_and_empty_data() {
     let empty = dir.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     assert!(fail(cv(&empty, &out, &["--folds", "3"])).contains("no class subfolders"));
-    // A zoo network that scores 10 classes cannot be trained on 3.
+    // A description file that scores 10 classes cannot be trained on 3 (a zoo network's
+    // classifier would be sized to the data instead).
+    let ten = dir.path().join("ten.toml");
+    let text = std::fs::read_to_string(tiny_net()).unwrap();
+    let text = text.replace("init = \"he\"", "init = \"he\"\nclasses = 10");
+    std::fs::write(&ten, text.replace("out = 3 ", "out = 10 ")).unwrap();
     let e = fail(convnet(&[
         "cv",
+        "--net",
+        ten.to_str().unwrap(),
         "--data",
         data.to_str().unwrap(),
         "--folds",

@@ -1,13 +1,12 @@
 //! `convnet train`, `test` and `predict` end to end on a small MNIST-style folder cut
 //! from the embedded digits: outputs, bit-exact resume, divergence and bad input.
 
-use convnet::data::digits;
 use convnet::net::load_tensors;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
 mod common;
-use common::{convnet, digits_dir, ok, stderr, stdout, train};
+use common::{convnet, digit_png, digits_dir, ok, stderr, train};
 
 fn small_digits(dir: &Path) -> PathBuf {
     digits_dir(dir, 600, 200)
@@ -24,11 +23,13 @@ fn train_writes_model_history_curves_and_checkpoints_then_test_and_predict_read_
         "model.safetensors",
         "history.json",
         "curves.png",
-        "checkpoint-epoch-1.safetensors",
+        "checkpoint-epoch-2.safetensors",
         "checkpoint-epoch-3.safetensors",
     ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
+    // The newest two checkpoints are kept by default.
+    assert!(!out.join("checkpoint-epoch-1.safetensors").exists());
     let history: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("history.json")).unwrap()).unwrap();
     let epochs = history.as_array().unwrap();
@@ -63,13 +64,7 @@ fn train_writes_model_history_curves_and_checkpoints_then_test_and_predict_read_
         .lines()
         .any(|l| (0..10).all(|d| l.contains(&d.to_string()))));
 
-    let digit = dir.path().join("digit.png");
-    let ds = digits::test().unwrap();
-    let pixels: Vec<u8> = ds.images.data()[..784].iter().map(|&p| p as u8).collect();
-    image::GrayImage::from_raw(28, 28, pixels)
-        .unwrap()
-        .save(&digit)
-        .unwrap();
+    let digit = digit_png(dir.path());
     let predicted = ok(convnet(&[
         "predict",
         model.to_str().unwrap(),
@@ -78,7 +73,7 @@ fn train_writes_model_history_curves_and_checkpoints_then_test_and_predict_read_
     let probabilities: Vec<f64> = predicted
         .lines()
         .skip(1)
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
         .collect();
     assert_eq!(probabilities.len(), 5, "{predicted}");
     assert!(
@@ -101,7 +96,15 @@ fn continue_after_a_stop_ends_with_the_same_model_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     let data = small_digits(dir.path());
     let whole = dir.path().join("whole");
-    ok(train(&data, &whole, &["--epochs", "3"]));
+    ok(train(
+        &data,
+        &whole,
+        &["--epochs", "3", "--keep-checkpoints", "0"],
+    ));
+    assert!(
+        whole.join("checkpoint-epoch-1.safetensors").is_file(),
+        "0 keeps all"
+    );
 
     // A run stopped after epoch 1: its folder holds only the first checkpoint.
     let stopped = dir.path().join("stopped");
@@ -158,12 +161,7 @@ fn divergence_names_epoch_batch_and_layer_and_keeps_the_last_good_checkpoint() {
 }
 
 fn fails_with(o: Output, needle: &str) {
-    assert!(!o.status.success(), "should fail: {}", stdout(&o));
-    assert!(
-        stderr(&o).contains(needle),
-        "expected '{needle}' in: {}",
-        stderr(&o)
-    );
+    common::fails_with(o, &[needle]);
 }
 
 #[test]

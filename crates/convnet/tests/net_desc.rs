@@ -215,10 +215,32 @@ fn lenet_table_matches_a_hand_count() {
 
 #[test]
 fn zoo_parameter_counts_match_the_published_ones() {
-    let vgg = summarize(&zoo::get("vgg16").unwrap(), None).unwrap();
+    // VGG-16's deploy form is the distributed 37-layer network; training adds dropout
+    // before fc7 and fc8 and the loss, and changes no parameter.
+    let vgg = summarize(&zoo::get_deploy("vgg16").unwrap(), None).unwrap();
     assert_eq!(vgg.rows.len(), 37);
     assert_eq!(vgg.total_params, 138_357_544);
     assert_eq!(vgg.rows[36].out, [1, 1, 1000]);
+    assert_eq!(vgg.rows[36].kind, "softmax");
+    assert!(
+        (vgg.total_flops as f64 / 1e9 - 30.97).abs() < 0.005,
+        "{}",
+        vgg.total_flops
+    );
+    let train = zoo::get("vgg16").unwrap();
+    let kinds: Vec<&str> = train.layers.iter().map(|l| l.kind.type_name()).collect();
+    assert_eq!(kinds.len(), 39);
+    let tail = [
+        "relu",
+        "dropout",
+        "conv",
+        "relu",
+        "dropout",
+        "conv",
+        "softmaxlog",
+    ];
+    assert_eq!(kinds[32..], tail);
+    assert_eq!(summarize(&train, None).unwrap().total_params, 138_357_544);
     // torchvision's resnet18 (parameters, batch-norm buffers excluded).
     let resnet = summarize(&zoo::get("resnet18").unwrap(), None).unwrap();
     assert_eq!(resnet.total_params, 11_689_512);

@@ -5,6 +5,7 @@
 use convnet::data::digits;
 use convnet::data::jitter::Jitter;
 use convnet::data::normalize::Normalization;
+use convnet::data::source::Images;
 use convnet::gradcheck::random;
 use convnet::net::{zoo, Mode, NetDesc, Network};
 use convnet::train::diagnostics::{FindingKind, Monitor, TensorStats};
@@ -214,6 +215,7 @@ fn options(out: &std::path::Path, stop: bool) -> train::TrainOptions {
         jitter: Jitter::none(),
         out_dir: Some(out.to_path_buf()),
         resume: false,
+        keep_checkpoints: 0,
         diagnose: DiagnoseOptions {
             stop_on_stall: stop,
             ..DiagnoseOptions::default()
@@ -239,7 +241,7 @@ fn a_layer_forced_dead_gets_the_dead_relu_finding_naming_it() {
     let run = train::train(
         &mut net,
         data,
-        None,
+        None::<Images>,
         &norm,
         &options(dir.path(), false),
         &mut |p| {
@@ -294,7 +296,7 @@ fn a_stop_on_a_finding_is_an_error_that_keeps_the_last_checkpoint() {
     let e = train::train(
         &mut net,
         data,
-        None,
+        None::<Images>,
         &norm,
         &options(dir.path(), true),
         &mut |_| {},

@@ -55,9 +55,18 @@ pub fn digits_dir(dir: &Path, train: usize, test: usize) -> PathBuf {
     data
 }
 
-/// `convnet train` on the data folder `data` into `out`, on 2 threads, quietly, with
-/// `extra` arguments.
-pub fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
+/// Standard error of a command that must fail, checked to contain every one of `needles`.
+pub fn fails_with(o: Output, needles: &[&str]) -> String {
+    assert!(!o.status.success(), "should fail: {}", stdout(&o));
+    let e = stderr(&o);
+    for n in needles {
+        assert!(e.contains(n), "expected '{n}' in: {e}");
+    }
+    e
+}
+
+/// `convnet train --data DATA --out OUT --threads 2 EXTRA...`.
+pub fn train_loud(data: &Path, out: &Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "train",
         "--data",
@@ -66,8 +75,25 @@ pub fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
         out.to_str().unwrap(),
         "--threads",
         "2",
-        "--quiet",
     ];
     args.extend_from_slice(extra);
     convnet(&args)
+}
+
+/// `convnet train` on the data folder `data` into `out`, on 2 threads, quietly, with
+/// `extra` arguments.
+pub fn train(data: &Path, out: &Path, extra: &[&str]) -> Output {
+    train_loud(data, out, &[extra, &["--quiet"]].concat())
+}
+
+/// `dir/digit.png`: the first embedded test digit (a 7) as a PNG file.
+pub fn digit_png(dir: &Path) -> PathBuf {
+    let path = dir.join("digit.png");
+    let ds = digits::test().unwrap();
+    let pixels: Vec<u8> = ds.images.data()[..784].iter().map(|&p| p as u8).collect();
+    image::GrayImage::from_raw(28, 28, pixels)
+        .unwrap()
+        .save(&path)
+        .unwrap();
+    path
 }

@@ -1,8 +1,10 @@
 //! Minibatches: an epoch's order derived from (seed, epoch) alone, so a resumed run sees
 //! the same batches as one never stopped; every image once per epoch, the last partial
-//! batch kept. A [`Batcher`] gathers, jitters and normalises each batch, on a background
-//! thread that stays up to two batches ahead of training. Jitter randomness is derived
-//! per image from (seed, epoch, image index), so results never depend on thread timing.
+//! batch kept. A batch is a list of image indices; a [`Batcher`] turns it into a tensor
+//! (decoding files, jittering, normalising) on worker threads, from a background thread
+//! that stays up to two batches ahead of training, so memory stays bounded whatever the
+//! data set's size. Jitter randomness is derived per image from (seed, epoch, image
+//! index), so results never depend on thread timing or on how a batch is split.
 
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
@@ -11,10 +13,11 @@ use std::thread::JoinHandle;
 use rand::RngCore;
 use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
+use rayon::prelude::*;
 
-use super::dataset::Dataset;
 use super::jitter::Jitter;
 use super::normalize::Normalization;
+use super::source::Images;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -71,10 +74,14 @@ pub struct BatchOptions {
     pub normalization: Normalization,
     /// Prepare batches on a background thread while the caller trains.
     pub prefetch: bool,
+    /// Threads that decode, jitter and normalise the images of a batch (their number
+    /// changes the speed only, never the batches).
+    pub workers: usize,
 }
 
 impl BatchOptions {
-    /// Shuffled, prefetched, no jitter, no normalisation.
+    /// Shuffled, prefetched, no jitter, no normalisation, as many workers as the global
+    /// thread pool has threads.
     pub fn new(batch_size: usize, seed: u64) -> Self {
         BatchOptions {
             batch_size,
@@ -83,21 +90,34 @@ impl BatchOptions {
             jitter: Jitter::none(),
             normalization: Normalization::None,
             prefetch: true,
+            workers: rayon::current_num_threads(),
         }
     }
 }
 
 /// Makes the batches of a data set, epoch by epoch.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Batcher {
-    data: Arc<Dataset>,
+    data: Images,
     opts: BatchOptions,
+    workers: Arc<rayon::ThreadPool>,
+}
+
+impl std::fmt::Debug for Batcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batcher")
+            .field("data", &self.data)
+            .field("opts", &self.opts)
+            .finish()
+    }
 }
 
 impl Batcher {
-    /// Fails on a batch size of 0, an empty data set, bad jitter options or a
-    /// normalisation that does not fit the images.
-    pub fn new(data: Arc<Dataset>, opts: BatchOptions) -> Result<Self> {
+    /// Fails on a batch size of 0, an empty data set, bad jitter options (or a
+    /// random-resized crop of images held in memory) or a normalisation that does not
+    /// fit the images.
+    pub fn new(data: impl Into<Images>, opts: BatchOptions) -> Result<Self> {
+        let data = data.into();
         data.validate()?;
         if opts.batch_size == 0 {
             return Err(Error::Invalid(
@@ -107,13 +127,22 @@ impl Batcher {
         if data.is_empty() {
             return Err(Error::Invalid("batch: the data set has no images".into()));
         }
-        opts.jitter.validate()?;
-        let d = data.dims()?;
-        opts.normalization.check(d.c, d.h, d.w)?;
-        Ok(Batcher { data, opts })
+        data.check_jitter(&opts.jitter)?;
+        let (c, h, w) = data.dims()?;
+        opts.normalization.check(c, h, w)?;
+        let workers = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.workers.max(1))
+            .thread_name(|i| format!("convnet-data-{i}"))
+            .build()
+            .map_err(|e| Error::Invalid(format!("batch: cannot start the worker threads: {e}")))?;
+        Ok(Batcher {
+            data,
+            opts,
+            workers: Arc::new(workers),
+        })
     }
 
-    pub fn data(&self) -> &Dataset {
+    pub fn data(&self) -> &Images {
         &self.data
     }
 
@@ -157,28 +186,41 @@ impl Batcher {
         Ok(&order[start..(start + b).min(order.len())])
     }
 
-    /// Gathers, jitters and normalises the images at `indices` of epoch `epoch`.
-    fn prepare(&self, epoch: usize, indices: &[usize]) -> Result<Batch> {
-        let d = self.data.dims()?;
-        let m = d.image_len();
-        let mut images = Vec::with_capacity(indices.len() * m);
-        for &i in indices {
-            let src = self.data.image(i)?;
-            let start = images.len();
-            if self.opts.jitter.is_identity() {
-                images.extend_from_slice(src);
-            } else {
-                let seed = derive_seed(&[self.opts.seed, STREAM_JITTER, epoch as u64, i as u64]);
-                let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-                images.extend(self.opts.jitter.apply(src, d.c, d.h, d.w, &mut rng)?);
-            }
-            self.opts
-                .normalization
-                .apply_image(&mut images[start..], d.c, d.h, d.w)?;
-        }
-        let labels = indices.iter().map(|&i| self.data.labels[i]).collect();
+    /// Image `i` of epoch `epoch`: decoded, jittered and normalised.
+    fn one(&self, epoch: usize, i: usize) -> Result<Vec<f32>> {
+        let (c, h, w) = self.data.dims()?;
+        let seed = derive_seed(&[self.opts.seed, STREAM_JITTER, epoch as u64, i as u64]);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let mut img = self.data.image(i, &self.opts.jitter, &mut rng)?;
+        self.opts.normalization.apply_image(&mut img, c, h, w)?;
+        Ok(img)
+    }
+
+    /// The batch of the images at `indices` (data set indices, in that order) of epoch
+    /// `epoch`, each made on a worker thread. Any list of indices may be asked for (a
+    /// process of a data-parallel run asks for its share of a batch): an image comes out
+    /// the same whichever batch or share it is in.
+    pub fn prepare(&self, epoch: usize, indices: &[usize]) -> Result<Batch> {
+        let (c, h, w) = self.data.dims()?;
+        let labels = indices
+            .iter()
+            .map(|&i| {
+                self.data.labels().get(i).copied().ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "batch: image {i} asked of a set of {}",
+                        self.data.len()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        let images: Vec<Vec<f32>> = self.workers.install(|| {
+            indices
+                .par_iter()
+                .map(|&i| self.one(epoch, i))
+                .collect::<Result<_>>()
+        })?;
         Ok((
-            Tensor::from_vec(&[indices.len(), d.c, d.h, d.w], images)?,
+            Tensor::from_vec(&[indices.len(), c, h, w], images.concat())?,
             labels,
         ))
     }
@@ -309,6 +351,7 @@ impl Drop for Batches {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::dataset::Dataset;
 
     /// `n` 1x3x3 images whose pixels all equal their index; label = index % 3.
     fn ds(n: usize) -> Arc<Dataset> {
@@ -394,6 +437,108 @@ mod tests {
         assert!(it.next().is_some());
         drop(it); // must not hang
         assert_eq!(b.epoch(0).unwrap().len(), 100);
+    }
+
+    /// `n` noisy 7x5 RGB PNG files in two class folders.
+    fn photo_folder(n: usize) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
+        for i in 0..n {
+            let class = dir.path().join(["ant", "bee"][i % 2]);
+            std::fs::create_dir_all(&class).unwrap();
+            let img = image::RgbImage::from_fn(7, 5, |_, _| {
+                image::Rgb([0, 1, 2].map(|_| (rng.next_u64() >> 56) as u8))
+            });
+            img.save(class.join(format!("{i:02}.png"))).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn batch_streamed_files_give_the_same_batches_as_the_folder_in_memory() {
+        use crate::data::folder::{self, FolderOptions};
+        let dir = photo_folder(13);
+        let fit = FolderOptions::new(3, 4, 6);
+        let mut opts = BatchOptions::new(4, 5);
+        opts.jitter = Jitter {
+            mirror: true,
+            saturation: 0.3,
+            ..Jitter::digits()
+        };
+        let memory = Arc::new(folder::load_folder(dir.path(), &fit).unwrap());
+        opts.normalization = Normalization::per_channel(&memory).unwrap();
+        let files = Images::from(folder::open_folder(dir.path(), &fit).unwrap());
+        assert_eq!(
+            Normalization::per_channel_of(&files, 100).unwrap(),
+            opts.normalization,
+            "statistics of the streamed files, bit for bit"
+        );
+        assert_eq!(
+            files.decoded(),
+            26,
+            "two passes over the files for the statistics"
+        );
+        let a = Batcher::new(memory, opts.clone()).unwrap();
+        opts.workers = 3;
+        let b = Batcher::new(files.clone(), opts).unwrap();
+        for epoch in [0, 1] {
+            assert_eq!(collect(&a, epoch), collect(&b, epoch), "epoch {epoch}");
+        }
+        assert_eq!(
+            files.decoded(),
+            52,
+            "every file decoded once per epoch, none kept"
+        );
+    }
+
+    #[test]
+    fn batch_streaming_decodes_a_bounded_number_of_batches_ahead() {
+        use crate::data::folder::{self, FolderOptions};
+        let dir = photo_folder(40);
+        let files =
+            Images::from(folder::open_folder(dir.path(), &FolderOptions::new(3, 4, 4)).unwrap());
+        let Images::Files(list) = &files else {
+            panic!()
+        };
+        // The set itself is its list of files: no pixels.
+        assert_eq!(list.paths.len(), 40);
+        let b = Batcher::new(files.clone(), BatchOptions::new(2, 0)).unwrap();
+        let mut it = b.epoch(0).unwrap();
+        assert!(it.next().is_some());
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // The batch taken, PREFETCH_DEPTH waiting in the channel, one being made.
+        let most = (1 + PREFETCH_DEPTH + 1) * 2;
+        assert!(
+            files.decoded() <= most,
+            "{} decoded, at most {most}",
+            files.decoded()
+        );
+        assert_eq!(it.count(), 19);
+        assert_eq!(files.decoded(), 40);
+    }
+
+    #[test]
+    fn batch_random_resized_crops_depend_on_seed_epoch_and_image_only() {
+        use crate::data::folder::{self, FolderOptions};
+        let dir = photo_folder(6);
+        let files =
+            Images::from(folder::open_folder(dir.path(), &FolderOptions::new(3, 3, 3)).unwrap());
+        let mut opts = BatchOptions::new(4, 2);
+        opts.jitter = Jitter::imagenet();
+        opts.workers = 1;
+        let one = Batcher::new(files.clone(), opts.clone()).unwrap();
+        opts.workers = 4;
+        let four = Batcher::new(files.clone(), opts.clone()).unwrap();
+        assert_eq!(collect(&one, 3), collect(&four, 3));
+        assert_ne!(collect(&one, 3), collect(&one, 4));
+        // An image comes out the same in any batch, so a share of a batch can be made alone.
+        let order = one.order(3);
+        let (whole, _) = one.prepare(3, &order[..4]).unwrap();
+        let (part, _) = four.prepare(3, &order[2..4]).unwrap();
+        assert_eq!(part.data(), &whole.data()[2 * 27..]);
+        let memory =
+            Images::from(folder::load_folder(dir.path(), &FolderOptions::new(3, 3, 3)).unwrap());
+        assert!(Batcher::new(memory, opts).is_err(), "crops need the files");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Image-folder data sets: one subfolder per class (classes in sorted name order), PNG
 //! and JPEG files in each, decoded to grey or RGB and brought to the network's input size.
 //! Pixels are 0..255 f32, like the digits, so the same normalisation recipe applies.
+//! [`open_folder`] lists the files only (a streamed [`ImageFiles`] set); [`load_folder`]
+//! decodes them all into memory.
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +12,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::dataset::Dataset;
+use super::source::ImageFiles;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 
@@ -47,7 +50,7 @@ impl FolderOptions {
         }
     }
 
-    fn validate(&self) -> Result<()> {
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.channels != 1 && self.channels != 3 {
             return Err(Error::Invalid(format!(
                 "image folder: channels must be 1 (grey) or 3 (RGB), got {}",
@@ -140,14 +143,7 @@ fn shorter_side_crop(img: &DynamicImage, size: usize, h: usize, w: usize) -> Res
 pub fn image_to_chw(img: &DynamicImage, opts: &FolderOptions) -> Result<Vec<f32>> {
     opts.validate()?;
     let (h, w) = (opts.height, opts.width);
-    let (tw, th) = match (u32::try_from(w), u32::try_from(h)) {
-        (Ok(tw), Ok(th)) => (tw, th),
-        _ => {
-            return Err(Error::Invalid(format!(
-                "image folder: target size {h}x{w} is too large"
-            )))
-        }
-    };
+    let (tw, th) = target(opts)?;
     let cropped;
     let src = match opts.fit {
         Fit::Resize => img,
@@ -165,31 +161,80 @@ pub fn image_to_chw(img: &DynamicImage, opts: &FolderOptions) -> Result<Vec<f32>
     } else {
         src.resize_exact(tw, th, FilterType::Triangle)
     };
-    let plane = h * w;
-    let mut out = vec![0f32; opts.channels * plane];
-    if opts.channels == 1 {
-        for (o, p) in out.iter_mut().zip(resized.to_luma8().pixels()) {
+    Ok(to_chw(&resized, opts.channels))
+}
+
+/// The target size as the image crate's u32s.
+fn target(opts: &FolderOptions) -> Result<(u32, u32)> {
+    match (u32::try_from(opts.width), u32::try_from(opts.height)) {
+        (Ok(tw), Ok(th)) => Ok((tw, th)),
+        _ => Err(Error::Invalid(format!(
+            "image folder: target size {}x{} is too large",
+            opts.height, opts.width
+        ))),
+    }
+}
+
+/// An image's pixels as CHW 0..255 f32, grey (1 channel) or RGB (3).
+fn to_chw(img: &DynamicImage, channels: usize) -> Vec<f32> {
+    let plane = img.width() as usize * img.height() as usize;
+    let mut out = vec![0f32; channels * plane];
+    if channels == 1 {
+        for (o, p) in out.iter_mut().zip(img.to_luma8().pixels()) {
             *o = p.0[0] as f32;
         }
     } else {
-        for (i, p) in resized.to_rgb8().pixels().enumerate() {
+        for (i, p) in img.to_rgb8().pixels().enumerate() {
             for (c, &v) in p.0.iter().enumerate() {
                 out[c * plane + i] = v as f32;
             }
         }
     }
-    Ok(out)
+    out
 }
 
-/// One PNG or JPEG file as CHW 0..255 f32 of the options' size and channels.
-pub fn load_image(path: &Path, opts: &FolderOptions) -> Result<Vec<f32>> {
+/// The region `[x, y, width, height]` of a decoded image, resized to the options' size
+/// (bilinear, antialiased when shrinking, as torchvision's resize of an image) and
+/// mirrored left-right when `mirror`, as CHW 0..255 f32.
+pub fn crop_to_chw(
+    img: &DynamicImage,
+    rect: [u32; 4],
+    mirror: bool,
+    opts: &FolderOptions,
+) -> Result<Vec<f32>> {
+    opts.validate()?;
+    let (tw, th) = target(opts)?;
+    let [x, y, w, h] = rect;
+    if w == 0 || h == 0 || x.saturating_add(w) > img.width() || y.saturating_add(h) > img.height() {
+        return Err(Error::Invalid(format!(
+            "image crop: region {w}x{h} at ({x}, {y}) is not inside the {}x{} image",
+            img.width(),
+            img.height()
+        )));
+    }
+    let mut out = img
+        .crop_imm(x, y, w, h)
+        .resize_exact(tw, th, FilterType::Triangle);
+    if mirror {
+        out = out.fliph();
+    }
+    Ok(to_chw(&out, opts.channels))
+}
+
+/// Decodes one PNG or JPEG file.
+pub fn decode(path: &Path) -> Result<DynamicImage> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let img = image::load_from_memory(&bytes)
         .map_err(|e| Error::file(path, None, format!("cannot decode image: {e}")))?;
     if img.width() == 0 || img.height() == 0 {
         return Err(Error::file(path, None, "image has no pixels"));
     }
-    image_to_chw(&img, opts)
+    Ok(img)
+}
+
+/// One PNG or JPEG file as CHW 0..255 f32 of the options' size and channels.
+pub fn load_image(path: &Path, opts: &FolderOptions) -> Result<Vec<f32>> {
+    image_to_chw(&decode(path)?, opts).map_err(|e| Error::file(path, None, e.to_string()))
 }
 
 /// Several image files as one (N, C, H, W) tensor, decoded in parallel.
@@ -203,9 +248,19 @@ pub fn load_images(paths: &[PathBuf], opts: &FolderOptions) -> Result<Tensor> {
     Tensor::from_vec(&[paths.len(), opts.channels, opts.height, opts.width], data)
 }
 
-/// The data set in `dir`: one subfolder per class, classes in sorted name order; files
-/// other than .png/.jpg/.jpeg (any case) and hidden entries are ignored.
+/// The data set in `dir` decoded into memory: one subfolder per class, classes in sorted
+/// name order; files other than .png/.jpg/.jpeg (any case) and hidden entries are ignored.
 pub fn load_folder(dir: &Path, opts: &FolderOptions) -> Result<Dataset> {
+    let files = open_folder(dir, opts)?;
+    Dataset::new(
+        load_images(&files.paths, opts)?,
+        files.labels.clone(),
+        files.classes.clone(),
+    )
+}
+
+/// The files of the data set in `dir` (as [`load_folder`] finds them), listed, not decoded.
+pub fn open_folder(dir: &Path, opts: &FolderOptions) -> Result<ImageFiles> {
     opts.validate()?;
     let class_dirs = sorted_entries(dir, |p| p.is_dir())?;
     if class_dirs.is_empty() {
@@ -232,12 +287,21 @@ pub fn load_folder(dir: &Path, opts: &FolderOptions) -> Result<Dataset> {
         let name = cdir.file_name().map(|n| n.to_string_lossy().into_owned());
         classes.push(name.unwrap_or_default());
     }
-    Dataset::new(load_images(&files, opts)?, labels, classes)
+    ImageFiles::new(files, labels, classes, opts.clone())
 }
 
 /// The folder `dir/{split}` as a data set; for "test", `dir/val` when there is no
 /// `dir/test`.
 pub fn load_split(dir: &Path, split: &str, opts: &FolderOptions) -> Result<Dataset> {
+    load_folder(&split_dir(dir, split)?, opts)
+}
+
+/// The files of `dir/{split}` (see [`load_split`]), listed, not decoded.
+pub fn open_split(dir: &Path, split: &str, opts: &FolderOptions) -> Result<ImageFiles> {
+    open_folder(&split_dir(dir, split)?, opts)
+}
+
+fn split_dir(dir: &Path, split: &str) -> Result<PathBuf> {
     let mut sub = dir.join(split);
     if split == "test" && !sub.is_dir() && dir.join("val").is_dir() {
         sub = dir.join("val");
@@ -249,7 +313,7 @@ pub fn load_split(dir: &Path, split: &str, opts: &FolderOptions) -> Result<Datas
             format!("no {split}-images-idx3-ubyte[.gz] file and no '{split}' image folder here"),
         ));
     }
-    load_folder(&sub, opts)
+    Ok(sub)
 }
 
 #[cfg(test)]

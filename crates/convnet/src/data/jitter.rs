@@ -1,7 +1,8 @@
 //! Data augmentation on the fly, one image at a time: a random affine warp (translation,
-//! rotation, scaling, mirroring) sampled bilinearly, then brightness and contrast, then
-//! additive Gaussian noise. All amounts are in the images' own units (pixels 0..255 for
-//! the digits), applied before normalisation; nothing is clamped.
+//! rotation, scaling, mirroring) sampled bilinearly, or for image files a random-resized
+//! crop (torchvision's RandomResizedCrop) and mirroring; then saturation, brightness and
+//! contrast, then additive Gaussian noise. All amounts are in the images' own units
+//! (pixels 0..255), applied before normalisation; nothing is clamped.
 //!
 //! Randomness comes only from the generator passed in, with a fixed number of draws per
 //! image, so the caller decides the stream (the batcher derives one per image from the
@@ -44,6 +45,81 @@ pub struct Jitter {
     /// mean by a factor drawn uniformly in `[1 - c, 1 + c]`.
     pub contrast: f32,
     pub border: Border,
+    /// Largest relative saturation change of colour images: pixels move away from (or
+    /// toward) their own grey value by a factor drawn uniformly in `[1 - s, 1 + s]`.
+    pub saturation: f32,
+    /// A random-resized crop of the original image file instead of the affine warp
+    /// (which must then be the identity); data held in memory cannot have it.
+    pub crop: Option<CropRange>,
+}
+
+/// torchvision's RandomResizedCrop: a region of a fraction `scale` of the image's area,
+/// of aspect ratio (width / height) drawn log-uniformly from `ratio`, resized to the
+/// network's input.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CropRange {
+    pub scale: [f32; 2],
+    pub ratio: [f32; 2],
+}
+
+impl CropRange {
+    /// The ImageNet recipe's ranges: 8% to 100% of the area, ratios 3/4 to 4/3.
+    pub fn imagenet() -> Self {
+        CropRange {
+            scale: [0.08, 1.0],
+            ratio: [3.0 / 4.0, 4.0 / 3.0],
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let [s0, s1] = self.scale;
+        let [r0, r1] = self.ratio;
+        if !(s0 > 0.0 && s0 <= s1 && s1 <= 1.0) {
+            return Err(Error::Invalid(format!(
+                "jitter: crop scale must be a range 0 < min <= max <= 1, got [{s0}, {s1}]"
+            )));
+        }
+        if !(r0 > 0.0 && r0 <= r1 && r1.is_finite()) {
+            return Err(Error::Invalid(format!(
+                "jitter: crop ratio must be a range 0 < min <= max, got [{r0}, {r1}]"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The crop `[x, y, width, height]` of an image of `iw` x `ih` pixels, as torchvision
+    /// draws it: up to ten tries at a region that fits, else the centred region of the
+    /// whole image with its ratio brought into range.
+    pub fn sample(&self, iw: u32, ih: u32, rng: &mut impl RngCore) -> [u32; 4] {
+        let (fw, fh) = (iw as f32, ih as f32);
+        let area = fw * fh;
+        let (l0, l1) = (self.ratio[0].ln(), self.ratio[1].ln());
+        for _ in 0..10 {
+            let target = area * (self.scale[0] + (self.scale[1] - self.scale[0]) * unit(rng));
+            let aspect = (l0 + (l1 - l0) * unit(rng)).exp();
+            let w = (target * aspect).sqrt().round() as u32;
+            let h = (target / aspect).sqrt().round() as u32;
+            if w > 0 && h > 0 && w <= iw && h <= ih {
+                let x = below(rng, iw - w + 1);
+                let y = below(rng, ih - h + 1);
+                return [x, y, w, h];
+            }
+        }
+        let ratio = fw / fh;
+        let (w, h) = if ratio < self.ratio[0] {
+            (iw, ((fw / self.ratio[0]).round() as u32).clamp(1, ih))
+        } else if ratio > self.ratio[1] {
+            (((fh * self.ratio[1]).round() as u32).clamp(1, iw), ih)
+        } else {
+            (iw, ih)
+        };
+        [(iw - w) / 2, (ih - h) / 2, w, h]
+    }
+}
+
+/// Uniform in `0..n` (n >= 1), by the multiply-shift method.
+fn below(rng: &mut impl RngCore, n: u32) -> u32 {
+    (((rng.next_u64() >> 32) * n as u64) >> 32) as u32
 }
 
 impl Default for Jitter {
@@ -67,6 +143,10 @@ pub struct Draw {
     pub noise: f32,
     /// Seeds the per-pixel noise stream.
     pub noise_seed: u64,
+    /// Saturation factor (1 keeps the colours).
+    pub saturation: f32,
+    /// Seeds the random-resized crop's stream.
+    pub crop_seed: u64,
 }
 
 /// Uniform in [0, 1) from 24 random bits, independent of `rand`'s version.
@@ -97,6 +177,23 @@ impl Jitter {
             brightness: 0.0,
             contrast: 0.0,
             border: Border::Constant(0.0),
+            saturation: 0.0,
+            crop: None,
+        }
+    }
+
+    /// ImageNet training's augmentation for image files: a random-resized crop
+    /// ([`CropRange::imagenet`]), mirroring, and colour jitter as torchvision's
+    /// ColorJitter(0.4, 0.4, 0.4), except that brightness is an offset of up to 40 of
+    /// 255 rather than a factor.
+    pub fn imagenet() -> Self {
+        Jitter {
+            mirror: true,
+            brightness: 40.0,
+            contrast: 0.4,
+            saturation: 0.4,
+            crop: Some(CropRange::imagenet()),
+            ..Jitter::none()
         }
     }
 
@@ -119,6 +216,13 @@ impl Jitter {
             && self.noise == 0.0
             && self.brightness == 0.0
             && self.contrast == 0.0
+            && self.saturation == 0.0
+            && self.crop.is_none()
+    }
+
+    /// Whether the geometric part is the affine warp's identity.
+    fn affine_is_identity(&self) -> bool {
+        self.translate == 0.0 && self.rotate == 0.0 && self.scale == [1.0, 1.0]
     }
 
     /// Fails on a negative or non-finite amount, or an empty or non-positive scale range.
@@ -130,16 +234,25 @@ impl Jitter {
             ("noise", self.noise),
             ("brightness", self.brightness),
             ("contrast", self.contrast),
+            ("saturation", self.saturation),
         ] {
             if !(v.is_finite() && v >= 0.0) {
                 return bad(name, &format!("must be a finite number >= 0, got {v}"));
             }
         }
-        if self.contrast >= 1.0 {
-            return bad(
-                "contrast",
-                &format!("must be below 1, got {}", self.contrast),
-            );
+        for (name, v) in [("contrast", self.contrast), ("saturation", self.saturation)] {
+            if v >= 1.0 {
+                return bad(name, &format!("must be below 1, got {v}"));
+            }
+        }
+        if let Some(crop) = &self.crop {
+            crop.validate()?;
+            if !self.affine_is_identity() {
+                return bad(
+                    "crop",
+                    "replaces the shift, rotation and zoom: leave those at 0 and [1, 1]",
+                );
+            }
         }
         let [lo, hi] = self.scale;
         if !(lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi) {
@@ -156,7 +269,8 @@ impl Jitter {
         Ok(())
     }
 
-    /// One image's transformation; always takes the same number of draws from `rng`.
+    /// One image's transformation; always takes the same number of draws from `rng`
+    /// (the later fields' draws come last, so older settings keep their streams).
     pub fn draw(&self, rng: &mut impl RngCore) -> Draw {
         let [lo, hi] = self.scale;
         Draw {
@@ -169,6 +283,8 @@ impl Jitter {
             contrast: 1.0 + symmetric(rng, self.contrast),
             noise: self.noise,
             noise_seed: rng.next_u64(),
+            saturation: 1.0 + symmetric(rng, self.saturation),
+            crop_seed: rng.next_u64(),
         }
     }
 
@@ -183,6 +299,11 @@ impl Jitter {
     ) -> Result<Vec<f32>> {
         self.validate()?;
         check_len(image, c, h, w)?;
+        if self.crop.is_some() {
+            return Err(Error::Invalid(
+                "jitter: a random-resized crop needs the original image file (an image folder), not an image held in memory".into(),
+            ));
+        }
         if self.is_identity() {
             return Ok(image.to_vec());
         }
@@ -214,6 +335,8 @@ impl Draw {
             contrast: 1.0,
             noise: 0.0,
             noise_seed: 0,
+            saturation: 1.0,
+            crop_seed: 0,
         }
     }
 
@@ -242,7 +365,7 @@ impl Draw {
         } else {
             self.warp(image, c, h, w, border)
         };
-        self.photometric(&mut out);
+        self.photometric(&mut out, c);
         Ok(out)
     }
 
@@ -271,7 +394,22 @@ impl Draw {
         out
     }
 
-    fn photometric(&self, img: &mut [f32]) {
+    /// Saturation, contrast and brightness, then noise, on one CHW image of `c`
+    /// channels (saturation acts on 3-channel images only).
+    pub fn photometric(&self, img: &mut [f32], c: usize) {
+        if self.saturation != 1.0 && c == 3 {
+            let plane = img.len() / 3;
+            let (r, rest) = img.split_at_mut(plane);
+            let (g, b) = rest.split_at_mut(plane);
+            let s = self.saturation;
+            for ((r, g), b) in r.iter_mut().zip(g.iter_mut()).zip(b.iter_mut()) {
+                // ITU-R 601 luma, as torchvision's rgb_to_grayscale.
+                let grey = 0.299 * *r + 0.587 * *g + 0.114 * *b;
+                *r = grey + s * (*r - grey);
+                *g = grey + s * (*g - grey);
+                *b = grey + s * (*b - grey);
+            }
+        }
         if self.contrast != 1.0 || self.brightness != 0.0 {
             let mean =
                 (img.iter().map(|&v| v as f64).sum::<f64>() / img.len().max(1) as f64) as f32;
@@ -456,6 +594,8 @@ mod tests {
             brightness: 10.0,
             contrast: 0.3,
             border: Border::Replicate,
+            saturation: 0.5,
+            crop: None,
         };
         let a = j.apply(&img(), 2, 3, 4, &mut rng(7)).unwrap();
         let b = j.apply(&img(), 2, 3, 4, &mut rng(7)).unwrap();
@@ -483,6 +623,66 @@ mod tests {
         let m = out.iter().sum::<f32>() / 1e4;
         let sd = (out.iter().map(|v| (v - m).powi(2)).sum::<f32>() / 1e4).sqrt();
         assert!(m.abs() < 0.1 && (sd - 2.0).abs() < 0.1, "mean {m} std {sd}");
+    }
+
+    #[test]
+    fn jitter_random_resized_crop_stays_inside_with_area_and_ratio_in_range() {
+        let c = CropRange::imagenet();
+        let mut r = rng(3);
+        let mut areas = Vec::new();
+        for _ in 0..500 {
+            let [x, y, w, h] = c.sample(500, 375, &mut r);
+            assert!(
+                w >= 1 && h >= 1 && x + w <= 500 && y + h <= 375,
+                "{x} {y} {w} {h}"
+            );
+            let area = (w * h) as f32 / (500.0 * 375.0);
+            let ratio = w as f32 / h as f32;
+            // Rounding to whole pixels moves the ratio a little past its range.
+            assert!((0.075..=1.0).contains(&area), "area {area}");
+            assert!((0.74..=1.35).contains(&ratio), "ratio {ratio}");
+            areas.push(area);
+        }
+        let mean = areas.iter().sum::<f32>() / areas.len() as f32;
+        assert!(mean > 0.3 && mean < 0.7, "mean area {mean}");
+        // A long strip fits no ratio in range: the fallback is its centred 4:3 part.
+        let tall = CropRange {
+            scale: [1.0, 1.0],
+            ratio: [1.0, 1.0],
+        };
+        assert_eq!(tall.sample(40, 10, &mut r), [15, 0, 10, 10]);
+        assert_eq!(tall.sample(10, 10, &mut r), [0, 0, 10, 10]);
+    }
+
+    #[test]
+    fn jitter_saturation_moves_colours_toward_grey_and_keeps_grey() {
+        let mut d = Draw::identity();
+        d.saturation = 0.0;
+        let mut img = vec![200.0, 10.0, 50.0];
+        d.photometric(&mut img, 3);
+        let grey = 0.299 * 200.0 + 0.587 * 10.0 + 0.114 * 50.0;
+        assert!(img.iter().all(|&v| (v - grey).abs() < 1e-3), "{img:?}");
+        d.saturation = 2.0;
+        let mut one = vec![7.0];
+        d.photometric(&mut one, 1);
+        assert_eq!(one, vec![7.0], "grey images have no saturation");
+    }
+
+    #[test]
+    fn jitter_new_fields_leave_the_older_draws_unchanged() {
+        // The digits' recipe must keep its stream: dx is still the first draw.
+        let d = Jitter::digits().draw(&mut rng(5));
+        assert_eq!(d.dx, symmetric(&mut rng(5), 2.0));
+        assert_eq!((d.saturation, d.mirror), (1.0, false));
+        let crop = Jitter::imagenet();
+        assert!(crop.validate().is_ok() && !crop.is_identity());
+        let err = crop.apply(&img(), 2, 3, 4, &mut rng(0)).unwrap_err();
+        assert!(err.to_string().contains("image file"), "{err}");
+        let mixed = Jitter {
+            rotate: 5.0,
+            ..Jitter::imagenet()
+        };
+        assert!(mixed.validate().is_err());
     }
 
     #[test]

@@ -9,3 +9,4 @@ pub mod idx;
 pub mod jitter;
 pub mod letters;
 pub mod normalize;
+pub mod source;

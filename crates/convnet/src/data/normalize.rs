@@ -2,9 +2,13 @@
 //! image (MatConvNet's MNIST recipe: subtract it from 0..255 pixels), or a mean and a
 //! standard deviation per channel.
 
+use std::borrow::Cow;
+
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::dataset::Dataset;
+use super::source::Images;
 use crate::error::{Error, Result};
 use crate::tensor::{Dims4, Tensor};
 
@@ -35,6 +39,74 @@ fn nonempty(ds: &Dataset) -> Result<Dims4> {
     Ok(d)
 }
 
+/// Per-channel mean and (population) standard deviation over the `n` CHW images of `c`
+/// planes of `plane` pixels that `image(k)` gives, summed in f64: each image's channel
+/// sums are taken in parallel, then added in image order, so the result does not depend
+/// on the threads. Two passes (means, then squared deviations) keep the variance accurate.
+fn stats_per_channel<'a>(
+    n: usize,
+    [c, plane]: [usize; 2],
+    image: impl Fn(usize) -> Result<Cow<'a, [f32]>> + Sync,
+) -> Result<Normalization> {
+    if n == 0 || c * plane == 0 {
+        return Err(Error::Invalid(
+            "normalisation: cannot compute statistics of an empty data set".into(),
+        ));
+    }
+    let sums = |f: &(dyn Fn(usize, f32) -> f64 + Sync)| -> Result<Vec<f64>> {
+        let per_image: Vec<Vec<f64>> = (0..n)
+            .into_par_iter()
+            .map(|k| {
+                let img = image(k)?;
+                if img.len() != c * plane {
+                    return Err(Error::Invalid(format!(
+                        "normalisation: image {k} has {} values, {c}x{plane} expected",
+                        img.len()
+                    )));
+                }
+                Ok(img
+                    .chunks_exact(plane)
+                    .enumerate()
+                    .map(|(ch, p)| p.iter().map(|&x| f(ch, x)).sum::<f64>())
+                    .collect())
+            })
+            .collect::<Result<_>>()?;
+        let mut total = vec![0f64; c];
+        for s in &per_image {
+            total.iter_mut().zip(s).for_each(|(t, v)| *t += v);
+        }
+        Ok(total)
+    };
+    let count = (n * plane) as f64;
+    let mut mean = sums(&|_, x| x as f64)?;
+    mean.iter_mut().for_each(|m| *m /= count);
+    let var = sums(&|ch, x| (x as f64 - mean[ch]).powi(2))?;
+    let std = var
+        .iter()
+        .map(|&v| {
+            let s = (v / count).sqrt() as f32;
+            if s > 1e-6 {
+                s
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    Ok(Normalization::PerChannel {
+        mean: mean.iter().map(|&m| m as f32).collect(),
+        std,
+    })
+}
+
+/// Up to `sample` of `n` images, evenly spread (so that a folder sorted by class is
+/// sampled evenly): how many, and the index of the k-th.
+fn spread(n: usize, sample: usize) -> (usize, impl Fn(usize) -> usize) {
+    let m = n.min(sample);
+    (m, move |k: usize| {
+        (k as u128 * n as u128 / m.max(1) as u128) as usize
+    })
+}
+
 impl Normalization {
     /// The mean image of `ds`, summed in f64 in image order.
     pub fn mean_image(ds: &Dataset) -> Result<Self> {
@@ -58,33 +130,51 @@ impl Normalization {
     /// pixels of `ds`.
     pub fn per_channel(ds: &Dataset) -> Result<Self> {
         let d = nonempty(ds)?;
-        let count = (d.n * d.plane()) as f64;
-        let planes = || ds.images.data().chunks_exact(d.plane()).enumerate();
-        let mut mean = vec![0f64; d.c];
-        for (i, p) in planes() {
-            mean[i % d.c] += p.iter().map(|&x| x as f64).sum::<f64>();
+        stats_per_channel(d.n, [d.c, d.plane()], |k| ds.image(k).map(Cow::Borrowed))
+    }
+
+    /// [`Normalization::per_channel`] of an image set: every image of a set in memory;
+    /// of a set of files, up to `sample` images evenly spread over it (as tested, not
+    /// jittered), decoded in parallel without keeping them. A set of at most `sample`
+    /// files gives the same statistics, bit for bit, as the same images in memory.
+    pub fn per_channel_of(images: &Images, sample: usize) -> Result<Self> {
+        let (c, h, w) = images.dims()?;
+        match images {
+            Images::Memory(ds) => Normalization::per_channel(ds),
+            Images::Files(_) => {
+                let (m, pick) = spread(images.len(), sample);
+                stats_per_channel(m, [c, h * w], |k| images.plain(pick(k)).map(Cow::Owned))
+            }
         }
-        mean.iter_mut().for_each(|m| *m /= count);
-        let mut var = vec![0f64; d.c];
-        for (i, p) in planes() {
-            let m = mean[i % d.c];
-            var[i % d.c] += p.iter().map(|&x| (x as f64 - m).powi(2)).sum::<f64>();
-        }
-        let std = var
-            .iter()
-            .map(|&v| {
-                let s = (v / count).sqrt() as f32;
-                if s > 1e-6 {
-                    s
-                } else {
-                    1.0
+    }
+
+    /// [`Normalization::mean_image`] of an image set, sampled as in
+    /// [`Normalization::per_channel_of`].
+    pub fn mean_image_of(images: &Images, sample: usize) -> Result<Self> {
+        let (c, h, w) = images.dims()?;
+        match images {
+            Images::Memory(ds) => Normalization::mean_image(ds),
+            Images::Files(_) => {
+                let (m, pick) = spread(images.len(), sample);
+                if m == 0 {
+                    return Err(Error::Invalid(
+                        "normalisation: cannot compute statistics of an empty data set".into(),
+                    ));
                 }
-            })
-            .collect();
-        Ok(Normalization::PerChannel {
-            mean: mean.iter().map(|&m| m as f32).collect(),
-            std,
-        })
+                let mut sum = vec![0f64; c * h * w];
+                for k in 0..m {
+                    for (s, &x) in sum.iter_mut().zip(&images.plain(pick(k))?) {
+                        *s += x as f64;
+                    }
+                }
+                Ok(Normalization::MeanImage {
+                    channels: c,
+                    height: h,
+                    width: w,
+                    mean: sum.iter().map(|&s| (s / m as f64) as f32).collect(),
+                })
+            }
+        }
     }
 
     pub fn is_none(&self) -> bool {

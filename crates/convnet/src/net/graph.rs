@@ -26,6 +26,15 @@ pub struct Layer {
     /// Dropout's mask from the last training-mode forward.
     mask: Option<Tensor>,
     init: Init,
+    /// Kept fixed (see [`Network::freeze_through`]).
+    frozen: bool,
+}
+
+impl Layer {
+    /// Whether the layer is kept fixed while the rest trains.
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
+    }
 }
 
 /// A graph network. Build it with [`Network::new`] (zero weights) or
@@ -68,6 +77,7 @@ impl Network {
                 output_id: plan.layer_output[li],
                 mask: None,
                 init: l.init.unwrap_or(desc.init),
+                frozen: false,
             });
         }
         let n = plan.var_names.len();
@@ -182,6 +192,63 @@ impl Network {
         Ok(())
     }
 
+    /// Keeps layer `name` and every layer it depends on (in a chain, all the layers
+    /// before it) fixed while the rest trains: their parameters are no longer trained
+    /// (no update, no weight decay) and backward stops above them, since nothing below
+    /// needs a derivative; they run as in test mode (batch normalisation uses its stored
+    /// moments and leaves them as they are, dropout passes everything). A parameter
+    /// shared with a layer that is not frozen is frozen too. Returns the frozen layers'
+    /// names in execution order; fails on an unknown name or when nothing would be
+    /// left to train.
+    pub fn freeze_through(&mut self, name: &str) -> Result<Vec<String>> {
+        let Some(target) = self.layers.iter().position(|l| l.name == name) else {
+            let names: Vec<&str> = self.layers.iter().map(|l| l.name.as_str()).collect();
+            return Err(Error::Invalid(format!(
+                "network '{}' has no layer '{name}' (its layers: {})",
+                self.desc.name,
+                names.join(", ")
+            )));
+        };
+        let mut frozen = vec![false; self.layers.len()];
+        frozen[target] = true;
+        // Producers run before their readers, so one sweep down marks every ancestor.
+        for li in (0..=target).rev() {
+            if !frozen[li] {
+                continue;
+            }
+            for &v in &self.layers[li].input_ids {
+                if let Some(p) = self.layers.iter().position(|l| l.output_id == v) {
+                    frozen[p] = true;
+                }
+            }
+        }
+        let left = self.layers.iter().zip(&frozen).any(|(l, &f)| {
+            !f && l.params.iter().any(|&p| {
+                self.params[p].trainable
+                    && !self
+                        .layers
+                        .iter()
+                        .zip(&frozen)
+                        .any(|(o, &of)| of && o.params.contains(&p))
+            })
+        });
+        if !left {
+            return Err(Error::Invalid(format!(
+                "freezing '{name}' and the layers before it leaves nothing of network '{}' to train",
+                self.desc.name
+            )));
+        }
+        let mut names = Vec::new();
+        for (l, _) in self.layers.iter_mut().zip(&frozen).filter(|(_, &f)| f) {
+            l.frozen = true;
+            for &p in &l.params {
+                self.params[p].trainable = false;
+            }
+            names.push(l.name.clone());
+        }
+        Ok(names)
+    }
+
     /// Seeds the generator of dropout masks (call before each training forward for
     /// runs that resume bit for bit).
     pub fn set_rng_seed(&mut self, seed: u64) {
@@ -219,6 +286,7 @@ impl Network {
                 .map(|&i| values[i].as_ref())
                 .collect();
             let Some(xs) = xs else { continue };
+            let mode = if layer.frozen { Mode::Test } else { mode };
             let y = forward_layer(layer, &xs, params, rng, mode)
                 .map_err(|e| Error::layer(layer.name.clone(), e.to_string()))?;
             values[layer.output_id] = Some(y);

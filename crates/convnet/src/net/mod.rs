@@ -10,6 +10,7 @@
 pub mod deploy;
 pub mod desc;
 pub mod explain;
+pub mod finetune;
 pub mod graph;
 pub mod init;
 pub mod layer;

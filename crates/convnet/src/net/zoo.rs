@@ -1,6 +1,10 @@
 //! Built-in networks, usable wherever a description file is. Each follows the
-//! MatConvNet example (or torchvision model) it is named after; `convnet show NAME`
-//! prints one, and `NetDesc::to_toml` writes it as a description file to edit.
+//! MatConvNet example (or torchvision model) it is named after. [`get`] gives the
+//! training form (the loss on `prediction` and `label`; the metrics are added when the
+//! network is built), [`deploy`] the form that is shipped (no loss, no dropout, a
+//! softmax `prob`); `convnet show NAME` prints the deploy form, and `NetDesc::to_toml`
+//! writes either as a description file to edit. The classifier (the layer writing
+//! `prediction`) is sized to the data's classes by `finetune::fit_classes`.
 
 use super::desc::{InputDesc, LayerDesc, NetDesc};
 use super::init::Init;
@@ -16,7 +20,53 @@ pub const NAMES: &[&str] = &[
     "lenet", "lenet-bn", "cifar", "alexnet", "vgg16", "resnet18", "letters",
 ];
 
-/// The built-in network `name`, or None.
+/// The deploy form of the built-in network `name`, or None.
+pub fn get_deploy(name: &str) -> Option<NetDesc> {
+    get(name).map(|d| deploy(&d))
+}
+
+/// The deploy form of a training description: the loss and metric layers and dropout
+/// removed (a dropout's readers read its input instead), and a softmax `prob` reading
+/// `prediction` added unless a softmax already reads it.
+pub fn deploy(desc: &NetDesc) -> NetDesc {
+    let mut out = desc.clone();
+    let mut renamed: Vec<(String, String)> = Vec::new();
+    let resolve = |renamed: &[(String, String)], v: &str| {
+        let mut v = v.to_string();
+        while let Some((_, to)) = renamed.iter().find(|(from, _)| *from == v) {
+            v = to.clone();
+        }
+        v
+    };
+    out.layers.clear();
+    for l in &desc.layers {
+        let mut l = l.clone();
+        l.inputs = l.inputs.iter().map(|v| resolve(&renamed, v)).collect();
+        match l.kind {
+            LayerKind::Loss(_) => continue,
+            LayerKind::Dropout { .. } => {
+                if let (Some(x), Some(y)) = (l.inputs.first(), l.outputs.first()) {
+                    renamed.push((y.clone(), x.clone()));
+                }
+                continue;
+            }
+            _ => out.layers.push(l),
+        }
+    }
+    let softmax_reads_prediction = out
+        .layers
+        .iter()
+        .any(|l| l.kind == LayerKind::Softmax && l.inputs.iter().any(|v| v == "prediction"));
+    if !softmax_reads_prediction && super::finetune::classifier(&out).is_some() {
+        let mut prob = LayerDesc::new("prob", LayerKind::Softmax);
+        prob.inputs = vec!["prediction".into()];
+        prob.outputs = vec!["prob".into()];
+        out.layers.push(prob);
+    }
+    out
+}
+
+/// The built-in network `name` in its training form, or None.
 pub fn get(name: &str) -> Option<NetDesc> {
     let desc = match name {
         "lenet" => lenet(false),
@@ -263,10 +313,10 @@ fn alexnet() -> NetDesc {
     n.desc
 }
 
-/// MatConvNet's imagenet-vgg-verydeep-16 as distributed: 37 layers (13 convolutions
-/// with their ReLUs, 5 max-poolings, fc6-fc8 with two ReLUs, and a softmax `prob`);
-/// 224x224x3, 1000 classes. Like the distributed model it has no dropout and no loss:
-/// it is for showing and for running forward.
+/// MatConvNet's imagenet-vgg-verydeep-16: 224x224x3, 1000 classes, 13 convolutions with
+/// their ReLUs, 5 max-poolings, fc6-fc8 with two ReLUs, trained with dropout 0.5 before
+/// fc7 and fc8 (Simonyan and Zisserman's recipe). Its deploy form is the 37 layers of
+/// the distributed model (dropout and loss gone, a softmax `prob` at the end).
 fn vgg16() -> NetDesc {
     let mut n = Net::new("vgg16", [224, 224, 3], 1000, Init::He);
     let stages: [(usize, usize); 5] = [(2, 64), (2, 128), (3, 256), (3, 512), (3, 512)];
@@ -287,11 +337,13 @@ fn vgg16() -> NetDesc {
     }
     n.conv("fc6", [7, 7, 512, 4096], 1, 0);
     n.relu("relu6");
+    n.push("drop6", LayerKind::Dropout { rate: 0.5 });
     n.conv("fc7", [1, 1, 4096, 4096], 1, 0);
     n.relu("relu7");
+    n.push("drop7", LayerKind::Dropout { rate: 0.5 });
     n.conv("fc8", [1, 1, 4096, 1000], 1, 0);
     n.predicts();
-    n.push("prob", LayerKind::Softmax);
+    n.loss();
     n.desc
 }
 

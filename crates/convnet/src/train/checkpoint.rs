@@ -1,6 +1,7 @@
 //! Checkpoints: after every epoch, one safetensors file with the network's tensors, the
 //! solver's state and the history so far, written atomically, so that a run resumed
-//! from it ends with the same model, bit for bit, as a run that was never stopped.
+//! from it ends with the same model, bit for bit, as a run that was never stopped. Only
+//! the newest few are kept: older ones are deleted once a newer one is safely written.
 
 use super::solver::Solver;
 use super::stats::EpochStats;
@@ -40,21 +41,59 @@ pub fn last_epoch(dir: &Path) -> Result<Option<usize>> {
     Ok(best)
 }
 
+/// Deletes the checkpoints in `dir` older than the newest `keep` up to epoch `newest`
+/// (those of epochs `<= newest - keep`); `keep` 0 keeps them all. Call it only after
+/// the checkpoint of `newest` is written, so that a crash never leaves none. Returns the
+/// files deleted.
+pub fn prune(dir: &Path, newest: usize, keep: usize) -> Result<Vec<PathBuf>> {
+    if keep == 0 || newest <= keep {
+        return Ok(Vec::new());
+    }
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+    let mut old = Vec::new();
+    for e in entries {
+        let name = e.map_err(|e| Error::io(dir, e))?.file_name();
+        let epoch = name
+            .to_string_lossy()
+            .strip_prefix(PREFIX)
+            .and_then(|r| r.strip_suffix(SUFFIX))
+            .and_then(|n| n.parse::<usize>().ok());
+        if epoch.is_some_and(|e| e <= newest - keep) {
+            old.push(dir.join(name));
+        }
+    }
+    old.sort();
+    for p in &old {
+        std::fs::remove_file(p).map_err(|e| Error::io(p, e))?;
+    }
+    Ok(old)
+}
+
+/// One thing a resumed run must share with the run that wrote the checkpoint: stored in
+/// its metadata under `key`; a refused resume names `option`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Same {
+    pub key: &'static str,
+    /// What the user changes it with, e.g. "--seed".
+    pub option: &'static str,
+    pub value: String,
+}
+
 /// What a checkpoint restores besides the network's tensors.
 pub struct Resumed {
     pub epoch: usize,
     pub history: Vec<EpochStats>,
 }
 
-/// Writes the checkpoint of `epoch`; `extra` metadata (options, normalisation) is kept
-/// so that a resumed run can check it continues the same run.
+/// Writes the checkpoint of `epoch`; the run's `identity` (options, normalisation) is
+/// kept so that a resumed run can check it continues the same run.
 pub fn save(
     dir: &Path,
     epoch: usize,
     net: &Network,
     solver: &Solver,
     history: &[EpochStats],
-    extra: &BTreeMap<String, String>,
+    identity: &[Same],
 ) -> Result<PathBuf> {
     let mut state: Vec<(String, Tensor)> = Vec::new();
     let names: Vec<String> = net.params().map(|p| p.name.clone()).collect();
@@ -68,7 +107,10 @@ pub fn save(
     }
     let mut tensors: Vec<(&str, &Tensor)> = net.named_tensors();
     tensors.extend(state.iter().map(|(n, t)| (n.as_str(), t)));
-    let mut meta = extra.clone();
+    let mut meta: BTreeMap<String, String> = identity
+        .iter()
+        .map(|s| (s.key.to_string(), s.value.clone()))
+        .collect();
     meta.insert("epoch".into(), epoch.to_string());
     meta.insert("solver_steps".into(), solver.steps.to_string());
     meta.insert(
@@ -81,24 +123,34 @@ pub fn save(
 }
 
 /// Restores the network's tensors and the solver's state from the checkpoint of
-/// `epoch`; fails, naming the file, when it belongs to another network or run.
+/// `epoch`; fails, naming the file and the option that differs, when it belongs to
+/// another network or run.
 pub fn load(
     dir: &Path,
     epoch: usize,
     net: &mut Network,
     solver: &mut Solver,
-    extra: &BTreeMap<String, String>,
+    identity: &[Same],
 ) -> Result<Resumed> {
     let p = path(dir, epoch);
     let (mut tensors, meta) = load_tensors(&p)?;
-    for (k, v) in extra {
-        if meta.get(k) != Some(v) {
-            return Err(Error::file(
-                &p,
-                None,
-                format!("this checkpoint was written with another '{k}'; resume with the same options or start a new --out folder"),
-            ));
-        }
+    if let Some(s) = identity.iter().find(|s| meta.get(s.key) != Some(&s.value)) {
+        let values = match meta.get(s.key) {
+            // Short values (a seed, a batch size) are worth showing; descriptions not.
+            Some(old) if old.len() <= 60 && s.value.len() <= 60 => {
+                format!(" ({old} there, {} here)", s.value)
+            }
+            Some(_) => String::new(),
+            None => " (it records none)".into(),
+        };
+        return Err(Error::file(
+            &p,
+            None,
+            format!(
+                "this checkpoint was written with a different {}{values}; resume with the same options or start a new --out folder",
+                s.option
+            ),
+        ));
     }
     let names: Vec<String> = net
         .named_tensors()

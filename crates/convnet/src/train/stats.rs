@@ -1,13 +1,12 @@
 //! Per-epoch statistics and the evaluation of a network on a data set.
 
 use crate::data::batch::{BatchOptions, Batcher};
-use crate::data::dataset::Dataset;
 use crate::data::normalize::Normalization;
+use crate::data::source::Images;
 use crate::error::{Error, Result};
 use crate::net::{Mode, Network};
 use crate::tensor::Tensor;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
 /// One epoch of training, as written to `history.json`. Objectives are means per
 /// image; errors are fractions.
@@ -112,14 +111,16 @@ pub struct Evaluation {
     pub predicted: Vec<usize>,
 }
 
-/// Runs `net` over `data` (normalised as in training) in batches, in test mode.
+/// Runs `net` over `data` (normalised as in training, not jittered) in batches, in
+/// test mode.
 pub fn evaluate(
     net: &mut Network,
-    data: Arc<Dataset>,
+    data: impl Into<Images>,
     normalization: &Normalization,
     batch_size: usize,
 ) -> Result<Evaluation> {
-    let k = data.classes.len();
+    let data = data.into();
+    let k = data.classes().len();
     let mut opts = BatchOptions::new(batch_size, 0);
     opts.shuffle = false;
     opts.normalization = normalization.clone();

@@ -3,21 +3,19 @@
 //! checkpoint after every epoch; divergence checks after every step; per-layer
 //! diagnostics on a few batches and checks for a run in which nothing happens.
 
-use super::checkpoint;
+use super::checkpoint::{self, Same};
 use super::diagnostics::{DiagnoseOptions, Diagnostics, Finding, Monitor};
 use super::schedule::Schedule;
 use super::solver::{ParamSlot, Solver, SolverKind};
 use super::stats::{evaluate, label_tensor, EpochStats, Tally};
 use crate::data::batch::{derive_seed, BatchOptions, Batcher};
-use crate::data::dataset::Dataset;
 use crate::data::jitter::Jitter;
 use crate::data::normalize::Normalization;
+use crate::data::source::Images;
 use crate::error::{Error, Result};
 use crate::net::{Mode, Network};
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Instant;
 
 const STREAM_DROPOUT: u64 = 0x4452_4f50; // "DROP"
@@ -35,12 +33,17 @@ pub struct TrainOptions {
     /// Where checkpoints go; None trains without them.
     #[serde(skip)]
     pub out_dir: Option<PathBuf>,
-    /// Continue from the last checkpoint in `out_dir`.
+    /// Continue from the last checkpoint in `out_dir`; with more `epochs` than that run
+    /// had, extend it (the schedule is then laid over the new total).
     #[serde(skip)]
     pub resume: bool,
     /// Per-layer statistics and the checks for a run in which nothing happens.
     #[serde(skip)]
     pub diagnose: DiagnoseOptions,
+    /// Keep the newest this many checkpoints, deleting older ones once a newer one is
+    /// written; 0 keeps them all.
+    #[serde(skip)]
+    pub keep_checkpoints: usize,
 }
 
 /// What the loop tells its caller as it goes (the CLI draws a progress bar from it).
@@ -74,32 +77,59 @@ pub struct TrainRun {
     pub diagnostics: Diagnostics,
 }
 
-/// What must be equal for a checkpoint to be resumed by this run.
-fn run_identity(
-    net: &Network,
-    opts: &TrainOptions,
-    norm: &Normalization,
-) -> Result<BTreeMap<String, String>> {
-    let run = serde_json::json!({
-        "batch_size": opts.batch_size,
-        "schedule": opts.schedule,
-        "solver": opts.solver,
-        "weight_decay": opts.weight_decay,
-        "seed": opts.seed,
-        "jitter": opts.jitter,
-    });
-    let mut m = BTreeMap::new();
-    m.insert("description".into(), net.desc().to_toml());
-    m.insert("normalization".into(), norm.to_json()?);
-    m.insert("run".into(), run.to_string());
-    Ok(m)
+/// What must be equal for a checkpoint to be resumed by this run, each named by the
+/// option that sets it. The number of epochs is not: a finished run may be extended, and
+/// the schedule's length (cosine's period, step's interval) follows the epochs.
+fn run_identity(net: &Network, opts: &TrainOptions, norm: &Normalization) -> Result<Vec<Same>> {
+    let schedule = match &opts.schedule {
+        Schedule::Cosine { lr, min_lr, .. } => {
+            serde_json::json!({"kind": "cosine", "lr": lr, "min_lr": min_lr}).to_string()
+        }
+        Schedule::Step { lr, gamma, .. } => {
+            serde_json::json!({"kind": "step", "lr": lr, "gamma": gamma}).to_string()
+        }
+        other => json(other)?,
+    };
+    let trained: Vec<(&str, f32, f32)> = net
+        .params()
+        .map(|p| (p.name.as_str(), p.lr_mult, p.decay_mult))
+        .collect();
+    let same = |key, option, value| Same { key, option, value };
+    Ok(vec![
+        same(
+            "description",
+            "--net (or the data's classes)",
+            net.desc().to_toml(),
+        ),
+        same(
+            "normalization",
+            "--data (its normalisation)",
+            norm.to_json()?,
+        ),
+        same("batch_size", "--batch", opts.batch_size.to_string()),
+        same("schedule", "--lr or --schedule", schedule),
+        same("solver", "--solver or --momentum", json(&opts.solver)?),
+        same(
+            "weight_decay",
+            "--weight-decay",
+            opts.weight_decay.to_string(),
+        ),
+        same("seed", "--seed", opts.seed.to_string()),
+        same("jitter", "--jitter", json(&opts.jitter)?),
+        same("trained", "--init, --freeze or --lr-mult", json(&trained)?),
+    ])
+}
+
+/// JSON text of an identity's value.
+fn json(v: &impl Serialize) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| Error::Invalid(e.to_string()))
 }
 
 /// Trains `net` on `train_set`, evaluating on `val_set` after each epoch.
 pub fn train(
     net: &mut Network,
-    train_set: Arc<Dataset>,
-    val_set: Option<Arc<Dataset>>,
+    train_set: impl Into<Images>,
+    val_set: Option<impl Into<Images>>,
     normalization: &Normalization,
     opts: &TrainOptions,
     progress: &mut dyn FnMut(Progress),
@@ -114,6 +144,16 @@ pub fn train(
     let mut resumed_from = None;
     if let (true, Some(dir)) = (opts.resume, &opts.out_dir) {
         if let Some(e) = checkpoint::last_epoch(dir)? {
+            if e > opts.epochs {
+                return Err(Error::file(
+                    checkpoint::path(dir, e),
+                    None,
+                    format!(
+                        "this run has already trained {e} epochs, more than --epochs {}; give --epochs {e} or more to continue it",
+                        opts.epochs
+                    ),
+                ));
+            }
             let r = checkpoint::load(dir, e, net, &mut solver, &identity)?;
             history = r.history;
             resumed_from = Some(r.epoch);
@@ -126,6 +166,7 @@ pub fn train(
     bopts.jitter = opts.jitter.clone();
     bopts.normalization = normalization.clone();
     let batcher = Batcher::new(train_set, bopts)?;
+    let val_set: Option<Images> = val_set.map(Into::into);
     let mut last_good =
         resumed_from.and_then(|e| opts.out_dir.as_ref().map(|d| checkpoint::path(d, e)));
     let previous = match (&opts.out_dir, resumed_from) {
@@ -222,14 +263,11 @@ pub fn train(
             images_per_s: tally.images as f64 / seconds.max(1e-9),
         });
         let saved = match &opts.out_dir {
-            Some(dir) => Some(checkpoint::save(
-                dir,
-                epoch + 1,
-                net,
-                &solver,
-                &history,
-                &identity,
-            )?),
+            Some(dir) => {
+                let p = checkpoint::save(dir, epoch + 1, net, &solver, &history, &identity)?;
+                checkpoint::prune(dir, epoch + 1, opts.keep_checkpoints)?;
+                Some(p)
+            }
             None => None,
         };
         if let Some(stats) = history.last() {
