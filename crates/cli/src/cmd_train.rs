@@ -214,8 +214,15 @@ fn epoch_line(s: &EpochStats) -> String {
         ),
         _ => String::new(),
     };
+    // Large networks on a CPU train a few images a second: keep a decimal for them.
+    let rate = if s.images_per_s < 100.0 { 1 } else { 0 };
+    // Say so when the data did not keep ahead of training.
+    let waited = match s.data_wait {
+        share if share >= 0.05 => format!(" ({:.0}% of it waiting for data)", share * 100.0),
+        _ => String::new(),
+    };
     format!(
-        "epoch {:>3}: lr {:.4}  train: objective {:.4} top-1 err {:.2}%{val}  {:.0} img/s",
+        "epoch {:>3}: lr {:.4}  train: objective {:.4} top-1 err {:.2}%{val}  {:.rate$} img/s{waited}",
         s.epoch,
         s.lr,
         s.train_objective,
@@ -525,7 +532,9 @@ pub fn run(mut args: Args) -> Result<()> {
     args.epoch_lines_to_stdout = true;
     let fit = fit(&args)?;
     let train_set = datasets::load_split(args.data.as_deref(), "train", &fit)?;
-    let val_set = datasets::load_split(args.data.as_deref(), "test", &fit)?;
+    let val_set = datasets::load_split(args.data.as_deref(), "test", &fit)?
+        .with_classes(train_set.classes())
+        .context("the test split's classes")?;
     let input = datasets::fit_of(&train_set);
     let trained = run_training(&args, train_set, Some(val_set));
     // A run stopped by a check is drawn too: that is when the picture is wanted.

@@ -230,6 +230,24 @@ fn zoo_networks_train_on_a_folder_with_its_classes_and_the_imagenet_recipe() {
         photo.to_str().unwrap(),
     ]));
     assert_eq!(p.lines().count(), 4, "three classes: {p}");
+    // A test folder's classes are matched to the training classes by name.
+    let test = shapes.join("test");
+    std::fs::rename(test.join("circle"), test.join("star")).unwrap();
+    fails_with(
+        train(
+            &shapes,
+            &dir.path().join("no"),
+            &["--net", "cifar", "--epochs", "1"],
+        ),
+        &["test split", "class 'star'"],
+    );
+    std::fs::remove_dir_all(test.join("star")).unwrap();
+    let two = ok(train(
+        &shapes,
+        &dir.path().join("two"),
+        &["--net", "cifar", "--epochs", "1"],
+    ));
+    assert!(two.contains("epoch   1:"), "{two}");
 }
 
 #[test]

@@ -250,6 +250,7 @@ impl Batcher {
                     next: first,
                 },
                 remaining: total,
+                waited: Default::default(),
             });
         }
         let (tx, rx) = sync_channel(PREFETCH_DEPTH);
@@ -272,6 +273,7 @@ impl Batcher {
                 handle: Some(handle),
             },
             remaining: total,
+            waited: Default::default(),
         })
     }
 }
@@ -293,6 +295,15 @@ enum Source {
 pub struct Batches {
     source: Source,
     remaining: usize,
+    waited: std::time::Duration,
+}
+
+impl Batches {
+    /// How long the caller has waited in `next` so far: for a batch still being made (or
+    /// making it, without prefetching). Near zero when the data keeps ahead of training.
+    pub fn waited(&self) -> std::time::Duration {
+        self.waited
+    }
 }
 
 impl Iterator for Batches {
@@ -303,7 +314,8 @@ impl Iterator for Batches {
             return None;
         }
         self.remaining -= 1;
-        match &mut self.source {
+        let started = std::time::Instant::now();
+        let got = match &mut self.source {
             Source::Direct {
                 batcher,
                 order,
@@ -326,7 +338,9 @@ impl Iterator for Batches {
                     ))
                 }))
             }
-        }
+        };
+        self.waited += started.elapsed();
+        got
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

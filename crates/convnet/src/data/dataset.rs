@@ -115,23 +115,7 @@ impl Dataset {
     /// The same images with labels renumbered to `classes` (for example a test folder
     /// that lacks one of the training classes); fails on a class not in `classes`.
     pub fn with_classes(mut self, classes: &[String]) -> Result<Dataset> {
-        let map = self
-            .classes
-            .iter()
-            .map(|name| {
-                classes.iter().position(|c| c == name).ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "data set: class '{name}' is not one of the {} known classes",
-                        classes.len()
-                    ))
-                })
-            })
-            .collect::<Result<Vec<usize>>>()?;
-        for l in &mut self.labels {
-            *l = *map
-                .get(*l)
-                .ok_or_else(|| Error::Invalid(format!("data set: label {l} names no class")))?;
-        }
+        relabel(&self.classes, classes, &mut self.labels)?;
         self.classes = classes.to_vec();
         Ok(self)
     }
@@ -150,6 +134,28 @@ impl Dataset {
             super::folder::load_split(dir, split, folder)
         }
     }
+}
+
+/// Renumbers `labels`, indices into `from`, as indices of the same names in `to`; fails
+/// on a class of `from` that `to` lacks.
+pub(crate) fn relabel(from: &[String], to: &[String], labels: &mut [usize]) -> Result<()> {
+    let map = from
+        .iter()
+        .map(|name| {
+            to.iter().position(|c| c == name).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "data set: class '{name}' is not one of the {} known classes",
+                    to.len()
+                ))
+            })
+        })
+        .collect::<Result<Vec<usize>>>()?;
+    for l in labels {
+        *l = *map
+            .get(*l)
+            .ok_or_else(|| Error::Invalid(format!("data set: label {l} names no class")))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use rand::RngCore;
 use rand_xoshiro::rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 
-use super::dataset::Dataset;
+use super::dataset::{relabel, Dataset};
 use super::folder::{self, FolderOptions};
 use super::jitter::Jitter;
 use crate::error::{Error, Result};
@@ -231,6 +231,25 @@ impl Images {
         }
     }
 
+    /// The same images with labels renumbered to `classes` (a test folder that lacks
+    /// some of the training classes); fails on a class not in `classes`.
+    pub fn with_classes(self, classes: &[String]) -> Result<Images> {
+        if self.classes() == classes {
+            return Ok(self);
+        }
+        match self {
+            Images::Memory(d) => Arc::unwrap_or_clone(d)
+                .with_classes(classes)
+                .map(Images::from),
+            Images::Files(f) => {
+                let mut labels = f.labels.clone();
+                relabel(&f.classes, classes, &mut labels)?;
+                ImageFiles::new(f.paths.clone(), labels, classes.to_vec(), f.fit.clone())
+                    .map(Images::from)
+            }
+        }
+    }
+
     /// `a`'s images followed by `b`'s: both in memory or both files, with the same classes
     /// and image size.
     pub fn concat(a: Images, b: Images) -> Result<Images> {
@@ -289,6 +308,10 @@ mod tests {
         assert!(f.subset(&[10]).is_err());
         let both = Images::concat(f.clone(), s).unwrap();
         assert_eq!(both.len(), 12);
+        let classes: Vec<String> = ["z", "b", "a"].iter().map(|c| c.to_string()).collect();
+        let r = f.clone().with_classes(&classes).unwrap();
+        assert_eq!(&r.labels()[..3], &[2, 1, 2]);
+        assert!(f.clone().with_classes(&classes[..2]).is_err());
         assert_eq!(f.decoded(), 0);
         let err = f.plain(0).unwrap_err().to_string();
         assert!(err.contains("/x/0.png"), "{err}");

@@ -23,6 +23,10 @@ pub struct EpochStats {
     pub val_top5err: Option<f64>,
     /// Training images per second (the training pass only, not the evaluation).
     pub images_per_s: f64,
+    /// The fraction of the training pass spent waiting for batches (decoding and
+    /// jittering that did not keep ahead of the network).
+    #[serde(default)]
+    pub data_wait: f64,
 }
 
 /// Running sums of the objective and of the top-1 and top-5 errors.

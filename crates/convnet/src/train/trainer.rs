@@ -184,7 +184,8 @@ pub fn train(
         });
         let started = Instant::now();
         let mut tally = Tally::default();
-        for (b, batch) in batcher.epoch(epoch)?.enumerate() {
+        let mut batches = batcher.epoch(epoch)?;
+        for (b, batch) in batches.by_ref().enumerate() {
             let (x, labels) = batch?;
             let diverged = |what: String| Error::Diverged {
                 epoch: epoch + 1,
@@ -261,6 +262,7 @@ pub fn train(
             val_top1err: val.as_ref().map(Tally::top1err),
             val_top5err: val.as_ref().map(Tally::top5err),
             images_per_s: tally.images as f64 / seconds.max(1e-9),
+            data_wait: batches.waited().as_secs_f64() / seconds.max(1e-9),
         });
         let saved = match &opts.out_dir {
             Some(dir) => {
