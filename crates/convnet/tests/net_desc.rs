@@ -319,3 +319,42 @@ fn multipliers_shared_names_and_inits_reach_the_parameters_and_round_trip() {
         "{e}"
     );
 }
+
+#[test]
+fn every_zoo_network_has_a_training_form_and_a_deploy_form() {
+    use convnet::net::LayerKind;
+    for name in zoo::NAMES {
+        let train = zoo::get(name).unwrap();
+        let deploy = zoo::get_deploy(name).unwrap();
+        let has = |d: &NetDesc, f: &dyn Fn(&LayerKind) -> bool| d.layers.iter().any(|l| f(&l.kind));
+        assert!(
+            has(&train, &|k| k.is_objective()),
+            "{name}: no loss to train"
+        );
+        assert!(!has(&deploy, &|k| matches!(
+            k,
+            LayerKind::Loss(_) | LayerKind::Dropout { .. }
+        )));
+        let last = deploy.layers.last().unwrap();
+        assert_eq!(last.kind, LayerKind::Softmax, "{name}");
+        assert_eq!(last.inputs, ["prediction"], "{name}");
+        // Dropout's readers now read its input: the deploy form is wired and sized.
+        let (t, d) = (
+            summarize(&train, None).unwrap(),
+            summarize(&deploy, None).unwrap(),
+        );
+        assert_eq!(t.total_params, d.total_params, "{name}");
+    }
+    for name in ["alexnet", "vgg16"] {
+        let d = zoo::get(name).unwrap();
+        let at = |l: &str| d.layers.iter().position(|k| k.name == l).unwrap();
+        assert_eq!(at("drop6") + 1, at("fc7"), "{name}");
+        assert_eq!(at("drop7") + 1, at("fc8"), "{name}");
+    }
+    // A deploy form runs and gives probabilities.
+    let mut net = Network::from_desc(&zoo::get_deploy("lenet").unwrap(), 1).unwrap();
+    let x = convnet::gradcheck::random(&[2, 1, 28, 28], 3);
+    net.forward(&[("input", &x)], net::Mode::Test).unwrap();
+    let p = net.var("prob").unwrap();
+    assert!((p.data()[..10].iter().sum::<f32>() - 1.0).abs() < 1e-5);
+}
