@@ -5,13 +5,10 @@ use crate::cmd_test;
 use anyhow::{Context, Result};
 use convnet::blocks::softmax;
 use convnet::data::folder;
+use convnet::net::model_file::CLASS_DESCRIPTIONS;
 use convnet::net::{self, Mode};
 use convnet::train::stats::class_scores;
 use std::path::{Path, PathBuf};
-
-/// Model metadata: a JSON list of one human-readable description per class, in class
-/// order (ImageNet's "tabby, tabby cat" for class n02123045), as importers write it.
-pub const CLASS_DESCRIPTIONS: &str = "class_descriptions";
 
 #[derive(clap::Args)]
 pub struct Args {

@@ -320,6 +320,8 @@ pub fn build_network(
     init: Option<&InitModel>,
 ) -> Result<(Network, Option<String>)> {
     let mut desc = network_desc(args, init)?;
+    // An imported or deployed model is in its deploy form: train it against a loss.
+    finetune::ensure_loss(&mut desc).with_context(|| format!("--net {}", args.net_name()))?;
     let fits = args
         .net
         .as_deref()

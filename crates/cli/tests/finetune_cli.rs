@@ -135,6 +135,18 @@ fn fine_tuning_loads_the_matching_layers_and_freezes_what_it_is_told() {
         "{printed}"
     );
 
+    // A deployed model (no loss, a softmax) is trained against a loss again.
+    let deployed = dir.path().join("deployed.safetensors");
+    ok(convnet(&["deploy", i, deployed.to_str().unwrap()]));
+    let again = dir.path().join("from-deployed");
+    let d = deployed.to_str().unwrap();
+    let printed = ok(train(
+        &shapes,
+        &again,
+        &["--init", d, "--epochs", "1", "--batch", "10"],
+    ));
+    assert!(printed.contains("loaded 3 of 4 layers"), "{printed}");
+
     // Cross-validation fine-tunes each fold the same way.
     let cv_out = dir.path().join("cv");
     let cv = ok(convnet(&[

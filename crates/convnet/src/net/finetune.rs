@@ -4,9 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use super::desc::NetDesc;
+use super::desc::{LayerDesc, NetDesc};
 use super::graph::Network;
 use super::layer::LayerKind;
+use crate::blocks::loss::LossKind;
 use crate::error::{Error, Result};
 use crate::tensor::{fmt_shape, Tensor};
 
@@ -50,6 +51,32 @@ pub fn fit_classes(desc: &mut NetDesc, classes: &[String]) -> Result<Option<Stri
             ),
         )),
     }
+}
+
+/// Makes `desc` trainable when it is a deploy form (an imported or deployed model): a
+/// softmax log-loss on `prediction` and `label` is added when no loss is there. Returns
+/// whether one was added.
+pub fn ensure_loss(desc: &mut NetDesc) -> Result<bool> {
+    if desc.layers.iter().any(|l| l.kind.is_objective()) {
+        return Ok(false);
+    }
+    if classifier(desc).is_none() {
+        return Err(Error::file(
+            &desc.origin,
+            None,
+            "the network has no loss and no layer writes 'prediction', so there is nothing to train it against",
+        ));
+    }
+    let taken = |n: &str| desc.layers.iter().any(|l| l.name == n);
+    let name = ["loss", "loss_train"]
+        .into_iter()
+        .find(|n| !taken(n))
+        .unwrap_or("objective_loss");
+    let mut loss = LayerDesc::new(name, LayerKind::Loss(LossKind::SoftmaxLog));
+    loss.inputs = vec!["prediction".into(), "label".into()];
+    loss.outputs = vec!["objective".into()];
+    desc.layers.push(loss);
+    Ok(true)
 }
 
 /// What [`load_matching`] did, per layer with parameters, in execution order.
@@ -156,6 +183,33 @@ mod tests {
         assert_eq!(fit_classes(&mut d, &three).unwrap(), None);
         d.layers.retain(|l| l.name != "conv4");
         assert!(fit_classes(&mut d, &three).is_err());
+    }
+
+    #[test]
+    fn finetune_a_deploy_form_gets_its_loss_back() {
+        let train = zoo::get("vgg16").unwrap();
+        let mut d = zoo::deploy(&train);
+        assert!(ensure_loss(&mut d).unwrap());
+        assert!(!ensure_loss(&mut d).unwrap(), "once");
+        let loss = d.layers.last().unwrap();
+        assert_eq!(
+            (loss.inputs.as_slice(), loss.outputs.as_slice()),
+            (
+                &["prediction".to_string(), "label".into()][..],
+                &["objective".to_string()][..]
+            )
+        );
+        let mut small = zoo::deploy(&zoo::get("lenet").unwrap());
+        ensure_loss(&mut small).unwrap();
+        let mut net = Network::from_desc(&small, 0).unwrap();
+        let x = crate::gradcheck::random(&[2, 1, 28, 28], 1);
+        let y = Tensor::from_vec(&[2, 1, 1, 1], vec![1.0, 2.0]).unwrap();
+        net.forward(&[("input", &x), ("label", &y)], crate::net::Mode::Train)
+            .unwrap();
+        assert!(net.objective().is_some(), "{}", small.to_toml());
+        let mut none = zoo::deploy(&train);
+        none.layers.retain(|l| l.name != "fc8" && l.name != "prob");
+        assert!(ensure_loss(&mut none).is_err());
     }
 
     #[test]

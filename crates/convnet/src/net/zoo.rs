@@ -25,34 +25,11 @@ pub fn get_deploy(name: &str) -> Option<NetDesc> {
     get(name).map(|d| deploy(&d))
 }
 
-/// The deploy form of a training description: the loss and metric layers and dropout
-/// removed (a dropout's readers read its input instead), and a softmax `prob` reading
-/// `prediction` added unless a softmax already reads it.
+/// The deploy form of a training description: its test form (no loss, metrics or
+/// dropout, see [`super::deploy::test_form`]) with a softmax `prob` reading `prediction`
+/// unless a softmax already reads it.
 pub fn deploy(desc: &NetDesc) -> NetDesc {
-    let mut out = desc.clone();
-    let mut renamed: Vec<(String, String)> = Vec::new();
-    let resolve = |renamed: &[(String, String)], v: &str| {
-        let mut v = v.to_string();
-        while let Some((_, to)) = renamed.iter().find(|(from, _)| *from == v) {
-            v = to.clone();
-        }
-        v
-    };
-    out.layers.clear();
-    for l in &desc.layers {
-        let mut l = l.clone();
-        l.inputs = l.inputs.iter().map(|v| resolve(&renamed, v)).collect();
-        match l.kind {
-            LayerKind::Loss(_) => continue,
-            LayerKind::Dropout { .. } => {
-                if let (Some(x), Some(y)) = (l.inputs.first(), l.outputs.first()) {
-                    renamed.push((y.clone(), x.clone()));
-                }
-                continue;
-            }
-            _ => out.layers.push(l),
-        }
-    }
+    let (mut out, _) = super::deploy::test_form(desc);
     let softmax_reads_prediction = out
         .layers
         .iter()
