@@ -55,6 +55,7 @@ fn frozen_layers_keep_their_weights_and_statistics_bit_for_bit() {
         out_dir: None,
         resume: false,
         keep_checkpoints: 2,
+        diagnose: Default::default(),
     };
     train::train(
         &mut net,
