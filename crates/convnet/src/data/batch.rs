@@ -492,6 +492,17 @@ mod tests {
             26,
             "two passes over the files for the statistics"
         );
+        assert_eq!(
+            Normalization::mean_image_of(&files, 100).unwrap(),
+            Normalization::mean_image(&memory).unwrap(),
+            "the mean image of the streamed files, bit for bit"
+        );
+        Normalization::mean_image_of(&files, 5).unwrap();
+        assert_eq!(
+            files.decoded(),
+            26 + 13 + 5,
+            "a sample of 5 decodes 5 files"
+        );
         let a = Batcher::new(memory, opts.clone()).unwrap();
         opts.workers = 3;
         let b = Batcher::new(files.clone(), opts).unwrap();
@@ -500,7 +511,7 @@ mod tests {
         }
         assert_eq!(
             files.decoded(),
-            52,
+            44 + 26,
             "every file decoded once per epoch, none kept"
         );
     }
