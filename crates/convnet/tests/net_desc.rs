@@ -344,6 +344,21 @@ fn every_zoo_network_has_a_training_form_and_a_deploy_form() {
             summarize(&deploy, None).unwrap(),
         );
         assert_eq!(t.total_params, d.total_params, "{name}");
+        // Sized to a data set's three classes, the classifier scores three.
+        let mut fitted = train.clone();
+        let three: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let remade = net::finetune::fit_classes(&mut fitted, &three).unwrap();
+        assert_eq!(
+            remade.as_deref(),
+            net::finetune::classifier(&train),
+            "{name}"
+        );
+        let s = summarize(&fitted, None).unwrap();
+        let row = s
+            .rows
+            .iter()
+            .find(|r| Some(r.name.as_str()) == remade.as_deref());
+        assert_eq!(row.unwrap().out, [1, 1, 3], "{name}");
     }
     for name in ["alexnet", "vgg16"] {
         let d = zoo::get(name).unwrap();
