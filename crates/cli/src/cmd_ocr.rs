@@ -1,5 +1,5 @@
-//! `convnet ocr`: render a text line with a font, train a letters reader on fonts, and
-//! read a line picture with it.
+//! `convnet ocr`: render text with a font, train a letters reader on fonts, test it on
+//! held-out typefaces, and read the text of a picture with it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -7,39 +7,133 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use convnet::data::dataset::Dataset;
 use convnet::data::letters::{
-    class_names, discover_fonts, render_line, split_fonts, typical_widths, Font, Gray,
-    LetterOptions, LetterSet, BACKGROUND, DEFAULT_FONT_DIR, WINDOW,
+    discover_fonts, render_page, save_picture, split_fonts, typical_widths, Font, LetterOptions,
+    LetterSet, Page, PageStyle, DEFAULT_FONT_DIR, WINDOW,
 };
-use convnet::train::evaluate;
 
+use crate::ocr::eval;
 use crate::ocr::reader::{sidecar_path, Sidecar};
-use crate::ocr::{Reader, Tally};
+use crate::ocr::Reader;
 use crate::{cmd_train, datasets};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// Render a line of text with a font file into a PNG (dark ink on white)
-    Render {
-        /// The text to draw
-        text: String,
-        /// A TrueType/OpenType font file
-        #[arg(long)]
-        font: PathBuf,
-        /// Output PNG file
-        out: PathBuf,
-        /// Line height in pixels (the reader expects 32: x-height 12 px)
-        #[arg(long, default_value_t = WINDOW)]
-        height: usize,
-    },
+    /// Render text with a font file into a picture: one line (dark ink on white, as the
+    /// reader sees it), or a page of lines with margins, colours, shade, blur and noise
+    Render(RenderArgs),
     /// Train a letters network on fonts, test it on held-out typefaces
     Train(TrainArgs),
-    /// Read a line picture with a letters model: the label at every column, then the text
+    /// Test a letters model on the held-out typefaces: letter windows, sentences as single
+    /// lines, and pages of the sentences drawn with the given style
+    Test(TestArgs),
+    /// Read the text of a picture with a letters model: one line of text per text line
+    /// found, top to bottom
     Read {
         /// Model file from `convnet ocr train`
         model: PathBuf,
-        /// Picture of one line of text (scaled to 32 px high)
-        line: PathBuf,
+        /// Picture of a page or of one line (PNG or JPEG; dark ink on light paper or the
+        /// other way round)
+        image: PathBuf,
+        /// Before each line's text, print the reader's label at every column of the line
+        /// (scaled to 32 px high; blank: background)
+        #[arg(long)]
+        raw: bool,
     },
+}
+
+#[derive(clap::Args)]
+pub struct RenderArgs {
+    /// The text to draw: lower-case letters and spaces; a newline (or the two characters
+    /// \n) starts another line
+    pub text: String,
+    /// A TrueType/OpenType font file
+    #[arg(long)]
+    pub font: PathBuf,
+    /// Output picture: PNG, or JPEG when the name ends in .jpg or .jpeg
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub style: StyleArgs,
+}
+
+/// How text is drawn on a page.
+#[derive(clap::Args)]
+pub struct StyleArgs {
+    /// Line height in pixels (x-height 3/8 of it; the reader expects 32)
+    #[arg(long, default_value_t = WINDOW)]
+    pub height: usize,
+    /// Paper around the text on every side, px (default: half the line height left and
+    /// right, none above and below)
+    #[arg(long)]
+    pub margin: Option<usize>,
+    /// Distance from one line's top to the next, in line heights
+    #[arg(long, default_value_t = 1.25)]
+    pub spacing: f32,
+    /// Ink colour: #rrggbb, or black, white, grey
+    #[arg(long, default_value = "black")]
+    pub ink: String,
+    /// Paper colour: #rrggbb, or black, white, grey
+    #[arg(long, default_value = "white")]
+    pub paper: String,
+    /// Uneven light: the page darkens to 1 - SHADE of its light at the right edge
+    #[arg(long, default_value_t = 0.0)]
+    pub shade: f32,
+    /// Gaussian blur, standard deviation in px
+    #[arg(long, default_value_t = 0.0)]
+    pub blur: f32,
+    /// Gaussian noise, standard deviation as a fraction of the intensity range (0.05: 5%)
+    #[arg(long, default_value_t = 0.0)]
+    pub noise: f32,
+    /// Seed of the noise
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// JPEG quality, 1-100 (for JPEG output)
+    #[arg(long, default_value_t = 90)]
+    pub quality: u8,
+}
+
+impl StyleArgs {
+    fn style(&self) -> Result<PageStyle> {
+        Ok(PageStyle {
+            height: self.height,
+            spacing: self.spacing,
+            margin: self.margin,
+            ink: parse_colour(&self.ink).context("--ink")?,
+            paper: parse_colour(&self.paper).context("--paper")?,
+            shade: self.shade,
+            blur: self.blur,
+            noise: self.noise,
+            seed: self.seed,
+        })
+    }
+}
+
+impl RenderArgs {
+    /// The lines of the text.
+    fn lines(&self) -> Vec<&str> {
+        self.text.split('\n').flat_map(|l| l.split("\\n")).collect()
+    }
+}
+
+/// An RGB colour from `#rrggbb` (or `rrggbb`) or a name.
+fn parse_colour(text: &str) -> Result<[u8; 3]> {
+    let named = match text.to_ascii_lowercase().as_str() {
+        "black" => Some([0, 0, 0]),
+        "white" => Some([255, 255, 255]),
+        "grey" | "gray" => Some([128, 128, 128]),
+        _ => None,
+    };
+    if let Some(c) = named {
+        return Ok(c);
+    }
+    let hex = text.strip_prefix('#').unwrap_or(text);
+    let channel = |i: usize| {
+        hex.get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+    };
+    match (hex.len(), channel(0), channel(1), channel(2)) {
+        (6, Some(r), Some(g), Some(b)) => Ok([r, g, b]),
+        _ => bail!("'{text}' is not a colour: give #rrggbb (hex) or black, white, grey"),
+    }
 }
 
 #[derive(clap::Args)]
@@ -75,49 +169,79 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-/// Sentences read back after training, each in every held-out font; together they use
-/// every letter.
-const SENTENCES: &[&str] = &[
-    "the quick brown fox jumps over the lazy dog",
-    "pack my box with five dozen liquor jugs",
-    "a small network reads this line of text",
-];
+#[derive(clap::Args)]
+pub struct TestArgs {
+    /// Model file from `convnet ocr train`
+    pub model: PathBuf,
+    /// Folder searched for fonts; the held-out typefaces are those `ocr train` holds out
+    #[arg(long, default_value = DEFAULT_FONT_DIR)]
+    pub fonts: PathBuf,
+    /// Test windows per class, from the held-out fonts
+    #[arg(long, default_value_t = 100)]
+    pub test_samples: usize,
+    /// Seed of the test windows (`ocr train --seed S` tests on those of seed S + 1)
+    #[arg(long, default_value_t = 1)]
+    pub windows_seed: u64,
+    /// Threads (default: all cores)
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Save each page as JPEG (of --quality) before reading it
+    #[arg(long)]
+    pub jpeg: bool,
+    /// Print every sentence and page line read wrongly, with its font
+    #[arg(long)]
+    pub misread: bool,
+    /// How the test pages are drawn (their margin defaults to the line height)
+    #[command(flatten)]
+    pub style: StyleArgs,
+}
 
 pub fn run(command: Command) -> Result<()> {
     match command {
-        Command::Render {
-            text,
-            font,
-            out,
-            height,
-        } => render(&text, &font, &out, height),
+        Command::Render(args) => render(&args),
         Command::Train(args) => train(&args),
-        Command::Read { model, line } => read(&model, &line),
+        Command::Test(args) => test(&args),
+        Command::Read { model, image, raw } => read(&model, &image, raw),
     }
 }
 
-fn render(text: &str, font: &Path, out: &Path, height: usize) -> Result<()> {
-    let font = Font::load(font)?;
-    let line = render_line(&font, text, height)?;
-    line.save_png(out)
-        .with_context(|| format!("writing {}", out.display()))?;
+fn render(args: &RenderArgs) -> Result<()> {
+    let font = Font::load(&args.font)?;
+    let style = args.style.style()?;
+    let lines = args.lines();
+    let picture = render_page(&font, &lines, &style)?;
+    save_picture(&picture, &args.out, args.style.quality)?;
+    let what = match lines.as_slice() {
+        [one] => format!("\"{one}\""),
+        many => format!("{} lines", many.len()),
+    };
     println!(
-        "{}: {}x{} px, \"{text}\" in {} {}",
-        out.display(),
-        line.width,
-        line.height,
+        "{}: {}x{} px, {what} in {} {}",
+        args.out.display(),
+        picture.width(),
+        picture.height(),
         font.family(),
         font.style()
     );
     Ok(())
 }
 
-fn read(model: &Path, line: &Path) -> Result<()> {
+/// Reads every text line of the picture at `path`, printing its text (after its labels
+/// with `raw`); a picture without text prints nothing and says so on standard error.
+fn read(model: &Path, path: &Path, raw: bool) -> Result<()> {
     let mut reader = Reader::load(model)?;
-    let picture = Gray::load(line, WINDOW)?;
-    let (raw, text) = reader.read(&picture)?;
-    println!("{raw}");
-    println!("{text}");
+    let img = image::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let page = Page::new(&img).with_context(|| format!("{}", path.display()))?;
+    let lines = reader.read_page(&page)?;
+    if lines.is_empty() {
+        eprintln!("{}: no text found", path.display());
+    }
+    for (labels, text) in lines {
+        if raw {
+            println!("{labels}");
+        }
+        println!("{text}");
+    }
     Ok(())
 }
 
@@ -126,6 +250,28 @@ fn family_list(fonts: &[Font]) -> String {
     names.sort_unstable();
     names.dedup();
     names.join(", ")
+}
+
+/// The fonts of `dir`, split by typeface into training and held-out fonts; fails unless
+/// both sides have one.
+fn font_split(dir: &Path) -> Result<(Vec<Font>, Vec<Font>)> {
+    let (train_fonts, test_fonts) = split_fonts(discover_fonts(dir)?);
+    if train_fonts.is_empty() || test_fonts.is_empty() {
+        bail!(
+            "{}: {} training and {} test fonts; both sides of the split by typeface need \
+             one (run scripts/install-fonts.sh)",
+            dir.display(),
+            train_fonts.len(),
+            test_fonts.len()
+        );
+    }
+    eprintln!(
+        "fonts: {} for training, {} held out ({})",
+        train_fonts.len(),
+        test_fonts.len(),
+        family_list(&test_fonts)
+    );
+    Ok((train_fonts, test_fonts))
 }
 
 /// Training and test windows, from fonts split by typeface.
@@ -141,22 +287,7 @@ fn letter_sets(args: &TrainArgs) -> Result<Sets> {
     if args.samples == 0 || args.test_samples == 0 {
         bail!("--samples and --test-samples must be at least 1");
     }
-    let (train_fonts, test_fonts) = split_fonts(discover_fonts(&args.fonts)?);
-    if train_fonts.is_empty() || test_fonts.is_empty() {
-        bail!(
-            "{}: {} training and {} test fonts; both sides of the split by typeface need \
-             one (run scripts/install-fonts.sh)",
-            args.fonts.display(),
-            train_fonts.len(),
-            test_fonts.len()
-        );
-    }
-    eprintln!(
-        "fonts: {} for training, {} held out ({})",
-        train_fonts.len(),
-        test_fonts.len(),
-        family_list(&test_fonts)
-    );
+    let (train_fonts, test_fonts) = font_split(&args.fonts)?;
     let widths = typical_widths(&train_fonts)?;
     let train_set = LetterSet::new(train_fonts, LetterOptions::reader())?;
     let test_set = LetterSet::new(test_fonts, LetterOptions::default())?;
@@ -212,24 +343,11 @@ fn train(args: &TrainArgs) -> Result<()> {
         serde_json::to_string_pretty(&sidecar)?.as_bytes(),
     )?;
 
-    let eval = evaluate(&mut network, sets.test, &norm, 100)?;
-    report_letters(&eval.confusion);
+    eval::report_windows(&mut network, sets.test, &norm)?;
     let mut reader = Reader::load(&model)?;
-    let (tally, example) = read_sentences(&mut reader, sets.test_fonts.fonts())?;
-    println!(
-        "sentences in held-out fonts: {} of {} read with at most one wrong character \
-         ({} exactly); word accuracy {:.2}% ({}/{}), character accuracy {:.2}%",
-        tally.near_perfect,
-        tally.sentences,
-        tally.exact,
-        100.0 * tally.word_accuracy(),
-        tally.words_right,
-        tally.words,
-        100.0 * tally.char_accuracy().max(0.0)
-    );
-    if let Some((font, text)) = example {
-        println!("for example, in {font}: \"{text}\"");
-    }
+    let fonts = sets.test_fonts.fonts();
+    eval::report_sentences(&mut reader, fonts, false)?;
+    eval::report_pages(&mut reader, fonts, &test_page_style(WINDOW), None, false)?;
     println!(
         "wrote {0}/model.safetensors, {0}/ocr.json, {0}/history.json, {0}/curves.png",
         args.out.display()
@@ -237,73 +355,38 @@ fn train(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Prints the accuracy on letter windows (and on all windows), then the letters most
-/// often mistaken, with what they were taken for.
-fn report_letters(confusion: &[Vec<usize>]) {
-    let diagonal = |c: usize| {
-        confusion
-            .get(c)
-            .and_then(|r| r.get(c))
-            .copied()
-            .unwrap_or(0)
+/// The page style of `ocr train`'s report and `ocr test`'s default: lines `height` px
+/// high with as much paper around them.
+fn test_page_style(height: usize) -> PageStyle {
+    PageStyle {
+        margin: Some(height),
+        ..PageStyle::new(height)
+    }
+}
+
+fn test(args: &TestArgs) -> Result<()> {
+    datasets::set_threads(args.threads)?;
+    if args.test_samples == 0 {
+        bail!("--test-samples must be at least 1");
+    }
+    let (_, test_fonts) = font_split(&args.fonts)?;
+    let (mut network, norm) = crate::cmd_test::load(&args.model)?;
+    let windows = LetterSet::new(test_fonts, LetterOptions::default())?;
+    let dataset = windows.make_dataset(args.test_samples, args.windows_seed)?;
+    eval::report_windows(&mut network, Arc::new(dataset), &norm)?;
+    let mut reader = Reader::load(&args.model)?;
+    let fonts = windows.fonts();
+    eval::report_sentences(&mut reader, fonts, args.misread)?;
+    let style = PageStyle {
+        margin: Some(args.style.margin.unwrap_or(args.style.height)),
+        ..args.style.style()?
     };
-    let total = |c: usize| confusion.get(c).map_or(0, |r| r.iter().sum::<usize>());
-    let percent = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
-    let letters_right: usize = (0..BACKGROUND).map(diagonal).sum();
-    let letters: usize = (0..BACKGROUND).map(total).sum();
-    let all_right: usize = (0..confusion.len()).map(diagonal).sum();
-    let all: usize = (0..confusion.len()).map(total).sum();
-    println!(
-        "held-out fonts: letter accuracy {:.2}% ({letters_right}/{letters} letter windows), \
-         {:.2}% with background ({all_right}/{all} windows)",
-        percent(letters_right, letters),
-        percent(all_right, all),
-    );
-    worst_letters(confusion);
-}
-
-/// Prints the letters most often mistaken, with what they were taken for.
-fn worst_letters(confusion: &[Vec<usize>]) {
-    let names = class_names();
-    let mut errors: Vec<(usize, usize, usize)> = Vec::new();
-    for (t, row) in confusion.iter().enumerate() {
-        for (p, &n) in row.iter().enumerate() {
-            if t != p && n > 0 {
-                errors.push((n, t, p));
-            }
-        }
-    }
-    errors.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
-    let top: Vec<String> = errors
-        .iter()
-        .take(6)
-        .filter_map(|&(n, t, p)| Some(format!("{}->{} {n}", names.get(t)?, names.get(p)?)))
-        .collect();
-    if !top.is_empty() {
-        println!(
-            "most frequent confusions (true->read count): {}",
-            top.join(", ")
-        );
-    }
-}
-
-/// Renders every sentence in every font and reads it back; also returns the first
-/// sentence as read in the first font.
-fn read_sentences(
-    reader: &mut Reader,
-    fonts: &[Font],
-) -> Result<(Tally, Option<(String, String)>)> {
-    let mut tally = Tally::default();
-    let mut example = None;
-    for font in fonts {
-        for sentence in SENTENCES {
-            let line = render_line(font, sentence, WINDOW)?;
-            let (_, text) = reader.read(&line)?;
-            tally.add(sentence, &text);
-            if example.is_none() {
-                example = Some((format!("{} {}", font.family(), font.style()), text));
-            }
-        }
-    }
-    Ok((tally, example))
+    eval::report_pages(
+        &mut reader,
+        fonts,
+        &style,
+        args.jpeg.then_some(args.style.quality),
+        args.misread,
+    )?;
+    Ok(())
 }

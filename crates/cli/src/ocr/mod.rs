@@ -1,5 +1,6 @@
-//! Reading a text line with a letters network, and scoring what it reads.
+//! Reading text lines with a letters network, and scoring what it reads.
 
+pub mod eval;
 pub mod reader;
 pub mod score;
 

@@ -5,13 +5,15 @@
 //! line. One forward pass over the padded line gives the window's prediction at every
 //! `stride`-th column (the product of the strides of the convolutions and poolings);
 //! `stride` passes over copies shifted by 0, 1, .., stride-1 columns (one batch) give a
-//! prediction at every column, which [`interleave`] puts back in column order.
+//! prediction at every column, which [`interleave`] puts back in column order. A page is
+//! read line by line, each found and cut out at the reader's geometry by
+//! `convnet::data::letters::Page`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use convnet::data::letters::{
-    decode_with, raw_string, DecodeOptions, Gray, BACKGROUND, NUM_CLASSES, WINDOW,
+    decode_with_ink, page, raw_string, DecodeOptions, Gray, Page, BACKGROUND, NUM_CLASSES, WINDOW,
 };
 use convnet::data::normalize::Normalization;
 use convnet::net::{LayerKind, Mode, Network};
@@ -85,8 +87,6 @@ impl Reader {
         let mut decode = DecodeOptions::new(BACKGROUND);
         decode.advances = advances;
         decode.min_letter_frac = MIN_LETTER_FRAC;
-        decode.word_gap_px = WORD_GAP_PX;
-        decode.word_gap_ratio = WORD_GAP_RATIO;
         Ok(Reader {
             net,
             norm,
@@ -162,25 +162,32 @@ impl Reader {
         interleave(&passes, s, w)
     }
 
-    /// The raw label string (a letter or a space per column) and the decoded text.
+    /// The raw label string (a letter or a space per column) and the decoded text of a
+    /// line at the reader's geometry, with the word spaces its own ink shows.
     pub fn read(&mut self, line: &Gray) -> Result<(String, String)> {
         let labels = self.labels(line)?;
         Ok((
             raw_string(&labels, BACKGROUND),
-            decode_with(&labels, &self.decode),
+            decode_with_ink(&labels, &self.decode, &page::ink_layout(line)),
         ))
+    }
+
+    /// Every text line of a page, top to bottom, read as [`Reader::read`] reads one.
+    pub fn read_page(&mut self, page: &Page) -> Result<Vec<(String, String)>> {
+        page.lines()
+            .iter()
+            .map(|line| self.read(&page.line_image(line)))
+            .collect()
     }
 }
 
 /// Columns either side whose class probabilities are averaged before choosing a label:
 /// a label that flickers for a column or two between two runs is noise.
 pub const SMOOTH_PX: usize = 2;
-/// The decoder's settings, chosen on sentences in held-out fonts (see `DecodeOptions`):
-/// a letter read for under 40% of its width is the edge of a neighbour, and a word space
-/// is a background run of 4 px or more that is also 1.5 times the line's median gap.
+/// The decoder's setting, chosen on sentences in held-out fonts (see `DecodeOptions`): a
+/// letter read for under 40% of its width is the edge of a neighbour. Word spaces come
+/// from the line's own ink (`page::word_gaps`).
 pub const MIN_LETTER_FRAC: f32 = 0.4;
-pub const WORD_GAP_PX: f32 = 4.0;
-pub const WORD_GAP_RATIO: f32 = 1.5;
 
 /// The best class of every column after averaging the softmax probabilities of the
 /// columns within `radius`.

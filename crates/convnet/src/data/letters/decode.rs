@@ -69,50 +69,106 @@ fn letter(label: usize) -> Option<char> {
     (label < 26).then(|| char::from(b'a' + label as u8))
 }
 
-/// Runs of equal labels as (label, length), joining runs that become neighbours.
-fn runs(labels: impl IntoIterator<Item = (usize, usize)>) -> Vec<(usize, usize)> {
-    let mut out: Vec<(usize, usize)> = Vec::new();
-    for (label, len) in labels {
+/// A run of equal labels over positions `start..end`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Run {
+    label: usize,
+    start: usize,
+    end: usize,
+}
+
+impl Run {
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+}
+
+/// Runs of equal labels, joining runs that become neighbours.
+fn runs(labels: impl IntoIterator<Item = Run>) -> Vec<Run> {
+    let mut out: Vec<Run> = Vec::new();
+    for run in labels {
         match out.last_mut() {
-            Some(last) if last.0 == label => last.1 += len,
-            _ => out.push((label, len)),
+            Some(last) if last.label == run.label => last.end = run.end,
+            _ => out.push(run),
         }
     }
     out
 }
 
 /// The runs between the first and the last.
-fn interior(runs: &[(usize, usize)]) -> impl Iterator<Item = (usize, usize)> + '_ {
+fn interior(runs: &[Run]) -> impl Iterator<Item = Run> + '_ {
     let end = runs.len().saturating_sub(1);
     runs.iter().copied().take(end).skip(1)
 }
 
-/// Decodes per-position labels into text by the rule of this module.
-pub fn decode_with(labels: &[usize], o: &DecodeOptions) -> String {
-    let px = |len: usize| len as f32 * o.stride_px;
-    let is_letter = |l: usize| l != o.background && letter(l).is_some();
-    let advance = |l: usize| {
-        o.advances
+/// Where a line's own ink says its letters and words are, at the positions of the labels
+/// (see `page::ink_layout`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InkLayout {
+    /// The runs `start..end` of positions with ink: letters, or letters that touch.
+    pub marks: Vec<(usize, usize)>,
+    /// The paper runs `start..end` between words.
+    pub word_gaps: Vec<(usize, usize)>,
+}
+
+impl DecodeOptions {
+    fn px(&self, len: usize) -> f32 {
+        len as f32 * self.stride_px
+    }
+
+    fn is_letter(&self, label: usize) -> bool {
+        label != self.background && letter(label).is_some()
+    }
+
+    fn advance(&self, label: usize) -> f32 {
+        self.advances
             .as_ref()
-            .and_then(|a| a.get(l))
+            .and_then(|a| a.get(label))
             .copied()
             .unwrap_or(0.0)
-    };
-    let shortest = |l: usize| o.min_letter_px.max(o.min_letter_frac * advance(l));
-    // Labels that are neither a letter nor background are read as background.
-    let plain = runs(
-        labels
-            .iter()
-            .map(|&l| (if is_letter(l) { l } else { o.background }, 1)),
-    );
-    let kept = runs(
-        plain
-            .into_iter()
-            .filter(|&(l, n)| !is_letter(l) || px(n) >= shortest(l)),
-    );
+    }
+
+    /// The runs of background and of letters long enough for their letter; other labels
+    /// are background.
+    fn kept_runs(&self, labels: &[usize]) -> Vec<Run> {
+        let shortest = |l: usize| {
+            self.min_letter_px
+                .max(self.min_letter_frac * self.advance(l))
+        };
+        let plain = runs(labels.iter().enumerate().map(|(i, &l)| Run {
+            label: if self.is_letter(l) {
+                l
+            } else {
+                self.background
+            },
+            start: i,
+            end: i + 1,
+        }));
+        runs(
+            plain
+                .into_iter()
+                .filter(|r| !self.is_letter(r.label) || self.px(r.len()) >= shortest(r.label)),
+        )
+    }
+
+    /// How many of letter `label` something `len` positions wide stands for: one, or
+    /// more when it is long for its letter (a double letter whose gap was missed).
+    fn letter_count(&self, label: usize, len: usize) -> usize {
+        let width = self.advance(label);
+        if width > 0.0 {
+            1 + (self.px(len) / (1.5 * width)).floor() as usize
+        } else {
+            1
+        }
+    }
+}
+
+/// Decodes per-position labels into text by the rule of this module.
+pub fn decode_with(labels: &[usize], o: &DecodeOptions) -> String {
+    let kept = o.kept_runs(labels);
     let mut gaps: Vec<f32> = interior(&kept)
-        .filter(|&(label, _)| !is_letter(label))
-        .map(|(_, n)| px(n))
+        .filter(|r| !o.is_letter(r.label))
+        .map(|r| o.px(r.len()))
         .collect();
     gaps.sort_by(f32::total_cmp);
     let median = gaps
@@ -121,23 +177,61 @@ pub fn decode_with(labels: &[usize], o: &DecodeOptions) -> String {
         .unwrap_or(0.0);
     let word_gap = o.word_gap_px.max(o.word_gap_ratio * median);
     let mut text = String::new();
-    for (i, &(label, n)) in kept.iter().enumerate() {
-        match letter(label).filter(|_| is_letter(label)) {
-            Some(c) => {
-                let width = advance(label);
-                let count = if width > 0.0 {
-                    1 + (px(n) / (1.5 * width)).floor() as usize
-                } else {
-                    1
-                };
-                text.extend(std::iter::repeat_n(c, count));
+    for (i, run) in kept.iter().enumerate() {
+        if let Some(c) = letter(run.label).filter(|_| o.is_letter(run.label)) {
+            text.extend(std::iter::repeat_n(c, o.letter_count(run.label, run.len())));
+        } else {
+            let interior = i > 0 && i + 1 < kept.len();
+            if interior && o.px(run.len()) >= word_gap {
+                text.push(' ');
             }
-            None => {
-                let interior = i > 0 && i + 1 < kept.len();
-                if interior && px(n) >= word_gap {
-                    text.push(' ');
-                }
+        }
+    }
+    text
+}
+
+/// Decodes per-position labels with the line's own ink: letters read where the line has
+/// no ink within `o.min_letter_px` positions are dropped (the reader saw an edge or
+/// noise); a letter run long enough for two letters by the advance widths (a double
+/// letter whose gap the reader missed) stands for two only when it also holds the
+/// middles of two marks of ink, so that the long run of a narrow letter in a monospaced
+/// font stays one letter; and a space goes between
+/// two letters exactly when a word gap of `ink` lies between their middles. Middles are
+/// compared doubled, to stay in whole numbers.
+pub fn decode_with_ink(labels: &[usize], o: &DecodeOptions, ink: &InkLayout) -> String {
+    let reach = o.min_letter_px.ceil() as usize;
+    let inked = |r: &Run| {
+        let (a, b) = (r.start.saturating_sub(reach), r.end + reach);
+        ink.marks.iter().any(|m| m.0 < b && a < m.1)
+    };
+    let letters: Vec<Run> = o
+        .kept_runs(labels)
+        .into_iter()
+        .filter(|r| o.is_letter(r.label) && inked(r))
+        .collect();
+    let mut text = String::new();
+    for (i, run) in letters.iter().enumerate() {
+        if i > 0 {
+            let prev = letters[i - 1];
+            let (from, to) = (prev.start + prev.end, run.start + run.end);
+            if ink
+                .word_gaps
+                .iter()
+                .any(|g| (from..=to).contains(&(g.0 + g.1)))
+            {
+                text.push(' ');
             }
+        }
+        let centred: Vec<&(usize, usize)> = ink
+            .marks
+            .iter()
+            .filter(|m| (2 * run.start..2 * run.end).contains(&(m.0 + m.1)))
+            .collect();
+        let count = o
+            .letter_count(run.label, run.len())
+            .min(centred.len().max(1));
+        if let Some(c) = letter(run.label) {
+            text.extend(std::iter::repeat_n(c, count));
         }
     }
     text
@@ -181,5 +275,43 @@ mod tests {
         assert_eq!(decode_with(&labels(wide), &o), "abc de");
         // A tight line keeps the absolute minimum.
         assert_eq!(decode_with(&labels("aaa_bbb____ccc"), &o), "ab c");
+    }
+
+    #[test]
+    fn letters_decode_with_ink_spaces_only_at_word_gaps() {
+        let o = DecodeOptions::new(BG);
+        // "ab cd": a background run between b and c as short as the others, but the ink
+        // has a word gap there; the long run between c and d is no word gap.
+        let l = labels("aaa_bbb_ccc_______ddd");
+        let ink = InkLayout {
+            marks: vec![(0, 3), (4, 7), (8, 11), (18, 21)],
+            word_gaps: vec![(7, 8)],
+        };
+        assert_eq!(decode_with_ink(&l, &o, &ink), "ab cd");
+        // A letter read where there is no ink is dropped.
+        let ink = InkLayout {
+            marks: vec![(0, 3), (4, 7), (8, 11)],
+            word_gaps: vec![],
+        };
+        assert_eq!(decode_with_ink(&l, &o, &ink), "abc");
+    }
+
+    #[test]
+    fn letters_decode_with_ink_splits_long_runs_over_two_marks_only() {
+        let mut o = DecodeOptions::new(BG);
+        o.advances = Some(vec![4.0; 26]);
+        let l = labels("llllllll");
+        // Two stems under one long run: a double letter whose gap was missed.
+        let two = InkLayout {
+            marks: vec![(1, 3), (5, 7)],
+            word_gaps: vec![],
+        };
+        assert_eq!(decode_with_ink(&l, &o, &two), "ll");
+        // One wide mark (a monospaced l with its serifs): one letter.
+        let one = InkLayout {
+            marks: vec![(0, 8)],
+            word_gaps: vec![],
+        };
+        assert_eq!(decode_with_ink(&l, &o, &one), "l");
     }
 }

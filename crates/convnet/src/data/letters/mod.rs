@@ -20,6 +20,7 @@
 
 mod decode;
 mod fonts;
+pub mod page;
 mod render;
 mod sample;
 
@@ -27,9 +28,12 @@ use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
 
-pub use decode::{decode, decode_with, raw_string, DecodeOptions};
+pub use decode::{decode, decode_with, decode_with_ink, raw_string, DecodeOptions, InkLayout};
 pub use fonts::{discover_fonts, split_fonts, split_of_group, Font, Split, DEFAULT_FONT_DIR};
-pub use render::{draw, layout, line_scale, render_line, Gray, Placed};
+pub use page::{Page, TextLine};
+pub use render::{
+    draw, layout, line_scale, render_line, render_page, save_picture, Gray, PageStyle, Placed,
+};
 
 use super::dataset::Dataset;
 use crate::error::{Error, Result};

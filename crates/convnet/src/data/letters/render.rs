@@ -4,8 +4,11 @@
 use std::path::Path;
 
 use ab_glyph::{Font as _, GlyphId, PxScale, ScaleFont as _};
+use rand::{Rng, SeedableRng};
+use rand_xoshiro::Xoshiro256PlusPlus;
 
 use super::fonts::Font;
+use super::sample::blur;
 use super::{BASELINE_FRAC, X_HEIGHT_FRAC};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -115,9 +118,10 @@ impl Gray {
     }
 }
 
-/// The pixel scale at which `font`'s x-height is `X_HEIGHT_FRAC` of `line_height`.
+/// The pixel scale at which `font`'s x-height is `X_HEIGHT_FRAC` of `line_height`
+/// (ab_glyph's scale is the height from the font's descent to its ascent, not the em).
 pub fn line_scale(font: &Font, line_height: f32) -> PxScale {
-    let units = font.face().units_per_em().unwrap_or(1000.0);
+    let units = font.face().height_unscaled();
     PxScale::from(X_HEIGHT_FRAC * line_height * units / font.x_height_units())
 }
 
@@ -201,22 +205,140 @@ pub fn draw(font: &Font, placed: &[Placed], scale: PxScale, origin: (f32, f32), 
 /// `BASELINE_FRAC` of it from the top, and blank margins of half the height on both sides
 /// so that a window as wide as the line is high can centre on the first and last letters.
 pub fn render_line(font: &Font, text: &str, height_px: usize) -> Result<Gray> {
-    if height_px < 8 {
+    page_coverage(font, &[text], &PageStyle::new(height_px))
+}
+
+/// How [`render_page`] draws lines of text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PageStyle {
+    /// Line height, px: the x-height is `X_HEIGHT_FRAC` of it, the baseline `BASELINE_FRAC`
+    /// of it below the line's top, as in [`render_line`].
+    pub height: usize,
+    /// Distance from one line's top to the next one's, in line heights.
+    pub spacing: f32,
+    /// Paper around the text on every side, px; `None`: half the line height on the left
+    /// and right and none above and below, as [`render_line`] draws.
+    pub margin: Option<usize>,
+    /// Colours (RGB) of the ink and of the paper.
+    pub ink: [u8; 3],
+    pub paper: [u8; 3],
+    /// Uneven light: the page darkens from left to right, to `1 - shade` of its light at
+    /// the right edge.
+    pub shade: f32,
+    /// Standard deviation of a Gaussian blur, px (0: none).
+    pub blur: f32,
+    /// Standard deviation of Gaussian noise added to every pixel, in units of the full
+    /// intensity range (0..1).
+    pub noise: f32,
+    /// Seed of the noise.
+    pub seed: u64,
+}
+
+impl PageStyle {
+    /// Lines `height` px high, dark on white, 1.25 line heights apart, margins as
+    /// [`render_line`]'s, no shade, blur or noise.
+    pub fn new(height: usize) -> Self {
+        PageStyle {
+            height,
+            spacing: 1.25,
+            margin: None,
+            ink: [0; 3],
+            paper: [255; 3],
+            shade: 0.0,
+            blur: 0.0,
+            noise: 0.0,
+            seed: 0,
+        }
+    }
+}
+
+/// The ink coverage of `lines` drawn one under the other, left-aligned.
+fn page_coverage(font: &Font, lines: &[&str], style: &PageStyle) -> Result<Gray> {
+    if style.height < 8 {
         return Err(Error::Invalid(format!(
-            "render_line: height {height_px} px is too small (at least 8)"
+            "rendering text: height {} px is too small (at least 8)",
+            style.height
         )));
     }
-    let h = height_px as f32;
+    if lines.is_empty() || !(style.spacing >= 1.0 && style.spacing <= 10.0) {
+        return Err(Error::Invalid(format!(
+            "rendering text: {} lines {} line heights apart; need at least one line, 1 to 10 \
+             line heights apart",
+            lines.len(),
+            style.spacing
+        )));
+    }
+    let h = style.height as f32;
     let scale = line_scale(font, h);
-    let (placed, width) = layout(font, text, scale)?;
-    let margin = (h / 2.0).round();
-    let mut canvas = Gray::new((width + 2.0 * margin).ceil() as usize, height_px);
-    draw(
-        font,
-        &placed,
-        scale,
-        (margin, (BASELINE_FRAC * h).round()),
-        &mut canvas,
-    );
+    let laid: Vec<(Vec<Placed>, f32)> = lines
+        .iter()
+        .map(|text| layout(font, text, scale))
+        .collect::<Result<_>>()?;
+    let widest = laid.iter().map(|l| l.1).fold(0.0f32, f32::max);
+    let (mx, my) = match style.margin {
+        Some(m) => (m as f32, m as f32),
+        None => ((h / 2.0).round(), 0.0),
+    };
+    let pitch = (style.spacing * h).round();
+    let page_h = 2.0 * my + pitch * (lines.len() - 1) as f32 + h;
+    let mut canvas = Gray::new((widest + 2.0 * mx).ceil() as usize, page_h as usize);
+    for (i, (placed, _)) in laid.iter().enumerate() {
+        let top = my + pitch * i as f32;
+        draw(
+            font,
+            placed,
+            scale,
+            (mx, top + (BASELINE_FRAC * h).round()),
+            &mut canvas,
+        );
+    }
     Ok(canvas)
+}
+
+/// `lines` of text drawn one under the other in `font` with `style`'s size, margins,
+/// colours, shade, blur and noise.
+pub fn render_page(font: &Font, lines: &[&str], style: &PageStyle) -> Result<image::RgbImage> {
+    if !(style.blur >= 0.0 && style.noise >= 0.0 && (0.0..1.0).contains(&style.shade)) {
+        return Err(Error::Invalid(format!(
+            "rendering a page: blur {} and noise {} must be at least 0, shade {} in 0..1",
+            style.blur, style.noise, style.shade
+        )));
+    }
+    let ink = blur(&page_coverage(font, lines, style)?, style.blur);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(style.seed);
+    let mut img = image::RgbImage::new(ink.width as u32, ink.height as u32);
+    for (i, p) in img.pixels_mut().enumerate() {
+        let c = ink.data[i].clamp(0.0, 1.0);
+        let light = 1.0 - style.shade * (i % ink.width) as f32 / ink.width as f32;
+        let n = if style.noise > 0.0 {
+            255.0 * style.noise * rng.sample::<f32, _>(rand_distr::StandardNormal)
+        } else {
+            0.0
+        };
+        for ch in 0..3 {
+            let v = f32::from(style.paper[ch]) * (1.0 - c) + f32::from(style.ink[ch]) * c;
+            p.0[ch] = (v * light + n).round().clamp(0.0, 255.0) as u8;
+        }
+    }
+    Ok(img)
+}
+
+/// Writes a picture through a temporary file renamed over `path`: JPEG of `jpeg_quality`
+/// (1-100) when the file name ends in .jpg or .jpeg, PNG otherwise.
+pub fn save_picture(img: &image::RgbImage, path: impl AsRef<Path>, jpeg_quality: u8) -> Result<()> {
+    let path = path.as_ref();
+    let jpeg = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("jpg") || e.eq_ignore_ascii_case("jpeg"));
+    let encoded = |w: &mut dyn std::io::Write| -> Result<()> {
+        let result = if jpeg {
+            image::codecs::jpeg::JpegEncoder::new_with_quality(w, jpeg_quality.clamp(1, 100))
+                .encode_image(img)
+        } else {
+            img.write_with_encoder(image::codecs::png::PngEncoder::new(w))
+        };
+        result.map_err(|e| Error::file(path, None, e.to_string()))
+    };
+    crate::atomic::write_with(path, encoded)
 }

@@ -212,7 +212,7 @@ fn morph(img: &Gray, grow: bool) -> Gray {
 }
 
 /// Separable Gaussian blur with standard deviation `sigma` pixels.
-fn blur(img: &Gray, sigma: f32) -> Gray {
+pub(super) fn blur(img: &Gray, sigma: f32) -> Gray {
     if sigma < 0.05 {
         return img.clone();
     }
