@@ -94,16 +94,24 @@ fn tally_phrase(tally: &Tally) -> String {
     )
 }
 
-/// Renders every sentence in every font as a line at the reader's height, reads it back
-/// and prints the tally, with the first sentence as read in the first font.
-/// With `misread`, prints every sentence read wrongly.
+/// Renders every sentence in every font as a line picture at the reader's height, reads
+/// it back as `ocr read` reads a picture (the line found and cut out of it), and prints
+/// the tally, with the first sentence as read in the first font. With `misread`, prints
+/// every sentence read wrongly.
 pub fn report_sentences(reader: &mut Reader, fonts: &[Font], misread: bool) -> Result<Tally> {
     let mut tally = Tally::default();
     let mut example = None;
     for font in fonts {
         for sentence in SENTENCES {
-            let line = render_line(font, sentence, WINDOW)?;
-            let (_, text) = reader.read(&line)?;
+            let mut picture = render_line(font, sentence, WINDOW)?;
+            // Dark ink on white paper, as `ocr render` saves it.
+            picture.data.iter_mut().for_each(|v| *v = 1.0 - *v);
+            let lines = reader.read_page(&Page::from_intensity(&picture))?;
+            let text = lines
+                .iter()
+                .map(|l| l.1.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
             tally.add(sentence, &text);
             if misread && text != *sentence {
                 println!("  {} {}: \"{text}\"", font.family(), font.style());
