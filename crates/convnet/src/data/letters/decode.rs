@@ -195,9 +195,10 @@ pub fn decode_with(labels: &[usize], o: &DecodeOptions) -> String {
 /// noise); a letter run long enough for two letters by the advance widths (a double
 /// letter whose gap the reader missed) stands for two only when it also holds the
 /// middles of two marks of ink, so that the long run of a narrow letter in a monospaced
-/// font stays one letter; and a space goes between
-/// two letters exactly when a word gap of `ink` lies between their middles. Middles are
-/// compared doubled, to stay in whole numbers.
+/// font stays one letter; and a space goes between two letters exactly when a word gap
+/// of `ink` lies between their middles and the labels between them are background over
+/// half that gap (or half of `o.word_gap_px`). Middles are compared doubled, to stay in
+/// whole numbers.
 pub fn decode_with_ink(labels: &[usize], o: &DecodeOptions, ink: &InkLayout) -> String {
     let reach = o.min_letter_px.ceil() as usize;
     let inked = |r: &Run| {
@@ -214,10 +215,18 @@ pub fn decode_with_ink(labels: &[usize], o: &DecodeOptions, ink: &InkLayout) -> 
         if i > 0 {
             let prev = letters[i - 1];
             let (from, to) = (prev.start + prev.end, run.start + run.end);
+            // The reader must see paper there as well, over half the gap or half the
+            // shortest word space: the gap after the stem of a t (whose crossbar and tail
+            // lie outside the x-height band) is as wide as a word space in light faces,
+            // yet the reader reads no background there; the tail of a j reaches back
+            // under a word space.
+            let paper = o.px(run.start.saturating_sub(prev.end));
+            let spaced =
+                |g: &(usize, usize)| paper >= (0.5 * o.px(g.1 - g.0)).min(0.5 * o.word_gap_px);
             if ink
                 .word_gaps
                 .iter()
-                .any(|g| (from..=to).contains(&(g.0 + g.1)))
+                .any(|g| (from..=to).contains(&(g.0 + g.1)) && spaced(g))
             {
                 text.push(' ');
             }
@@ -294,6 +303,21 @@ mod tests {
             word_gaps: vec![],
         };
         assert_eq!(decode_with_ink(&l, &o, &ink), "abc");
+    }
+
+    #[test]
+    fn letters_decode_with_ink_spaces_only_where_the_reader_sees_paper() {
+        let o = DecodeOptions::new(BG);
+        // A gap in the x-height band as wide as a word space (after the stem of a t),
+        // but the reader reads the letters edge to edge: no space.
+        let ink = InkLayout {
+            marks: vec![(0, 2), (8, 14)],
+            word_gaps: vec![(2, 8)],
+        };
+        assert_eq!(decode_with_ink(&labels("tttttthhhhhhhh"), &o, &ink), "th");
+        // Paper read over half of the gap (a j's tail reaching back under the space):
+        // a space.
+        assert_eq!(decode_with_ink(&labels("xxx___jjjjjjjj"), &o, &ink), "x j");
     }
 
     #[test]
