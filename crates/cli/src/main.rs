@@ -7,6 +7,7 @@ mod bench_conv;
 mod bench_data;
 mod bench_diagnostics;
 mod bench_lenet;
+mod bench_net;
 mod cmd_cv;
 mod cmd_deploy;
 mod cmd_export;
@@ -80,6 +81,8 @@ enum BenchCommand {
     Diagnostics(bench_diagnostics::Args),
     /// Images per second of the streamed data path (decode, crop, jitter, normalise)
     Data(bench_data::Args),
+    /// VGG-16, ResNet-18 or AlexNet: batch-1 latency, training speed, memory, as torch_nets.py
+    Net(bench_net::Args),
 }
 
 fn main() {
@@ -94,6 +97,7 @@ fn main() {
         Command::Bench(BenchCommand::Lenet(a)) => bench_lenet::run(a),
         Command::Bench(BenchCommand::Diagnostics(a)) => bench_diagnostics::run(a),
         Command::Bench(BenchCommand::Data(a)) => bench_data::run(a),
+        Command::Bench(BenchCommand::Net(a)) => bench_net::run(a),
         Command::Linear(c) => cmd_linear::run(c),
         Command::Ocr(c) => cmd_ocr::run(c),
         Command::Cv(a) => cmd_cv::run(a),

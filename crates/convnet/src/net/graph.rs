@@ -265,6 +265,18 @@ impl Network {
     /// (e.g. `[("input", &x), ("label", &y)]`). Layers missing an input (the loss
     /// and metrics when no `label` is given) are skipped, and so are their outputs.
     pub fn forward(&mut self, inputs: &[(&str, &Tensor)], mode: Mode) -> Result<()> {
+        self.forward_observed(inputs, mode, &mut |_| Ok(()))
+    }
+
+    /// [`Network::forward`], calling `observe` after each layer that ran, in
+    /// execution order, with the layer's output (for per-layer timing and
+    /// diagnostics). An error from `observe` stops the forward pass and is returned.
+    pub fn forward_observed(
+        &mut self,
+        inputs: &[(&str, &Tensor)],
+        mode: Mode,
+        observe: &mut dyn FnMut(ForwardStep<'_>) -> Result<()>,
+    ) -> Result<()> {
         self.values.iter_mut().for_each(|v| *v = None);
         self.grads.iter_mut().for_each(|v| *v = None);
         self.last_mode = None;
@@ -279,7 +291,7 @@ impl Network {
             rng,
             ..
         } = self;
-        for layer in layers.iter_mut() {
+        for (li, layer) in layers.iter_mut().enumerate() {
             let xs: Option<Vec<&Tensor>> = layer
                 .input_ids
                 .iter()
@@ -289,7 +301,12 @@ impl Network {
             let mode = if layer.frozen { Mode::Test } else { mode };
             let y = forward_layer(layer, &xs, params, rng, mode)
                 .map_err(|e| Error::layer(layer.name.clone(), e.to_string()))?;
-            values[layer.output_id] = Some(y);
+            let y = values[layer.output_id].insert(y);
+            observe(ForwardStep {
+                layer: li,
+                name: &layer.name,
+                y,
+            })?;
         }
         self.last_mode = Some(mode);
         Ok(())
@@ -516,6 +533,15 @@ impl Network {
     pub fn var_names(&self) -> &[String] {
         &self.var_names
     }
+}
+
+/// One layer's step of [`Network::forward_observed`].
+pub struct ForwardStep<'a> {
+    /// The layer's index in [`Network::layers`].
+    pub layer: usize,
+    pub name: &'a str,
+    /// The layer's output.
+    pub y: &'a Tensor,
 }
 
 /// One layer's step of [`Network::backward_observed`].

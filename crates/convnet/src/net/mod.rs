@@ -19,7 +19,7 @@ pub mod summary;
 pub mod zoo;
 
 pub use desc::{InputDesc, LayerDesc, NetDesc};
-pub use graph::{BackwardStep, Network};
+pub use graph::{BackwardStep, ForwardStep, Network};
 pub use init::Init;
 pub use layer::{LayerKind, Param};
 pub use model_file::{
