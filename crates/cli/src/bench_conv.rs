@@ -3,13 +3,13 @@
 //! filter and bias gradients) and printed in the same `RESULT` lines, so that the two
 //! programs' outputs compare line by line.
 
+use crate::bench_net::Clock;
 use anyhow::Context;
 use convnet::blocks::conv::{self, ConvOpts};
 use convnet::blocks::pool::{self, PoolMethod, PoolOpts};
 use convnet::blocks::Pad;
 use convnet::gradcheck::random;
 use convnet::Tensor;
-use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,6 +22,10 @@ pub struct Args {
     /// Run only these cases (repeatable); all by default
     #[arg(long = "case")]
     cases: Vec<String>,
+    /// What the times count: wall-clock time (as the baseline), or the CPU time of
+    /// all the process's threads together (steadier on a busy machine)
+    #[arg(long, value_enum, default_value_t = Clock::Wall)]
+    clock: Clock,
 }
 
 /// A case: N, C_in, H, W, C_out, k, stride, pad, as in the baseline script.
@@ -77,18 +81,18 @@ pub fn run(a: Args) -> anyhow::Result<()> {
     let wanted = |name: &str| a.cases.is_empty() || a.cases.iter().any(|c| c == name);
     pool.install(|| {
         for c in CASES.iter().filter(|c| wanted(c.name)) {
-            println!("{}", conv_case(c, a.reps)?);
+            println!("{}", conv_case(c, a.reps, a.clock)?);
         }
         // The script always ends with the pooling line; so do we, unless other cases
         // were picked by name.
         if a.cases.is_empty() || wanted(POOL_CASE) {
-            println!("{}", pool_case(a.reps)?);
+            println!("{}", pool_case(a.reps, a.clock)?);
         }
         Ok(())
     })
 }
 
-fn conv_case(c: &Case, reps: usize) -> anyhow::Result<String> {
+fn conv_case(c: &Case, reps: usize, clock: Clock) -> anyhow::Result<String> {
     let x = random(&[c.n, c.cin, c.h, c.w], 1);
     let w = random(&[c.cout, c.cin, c.k, c.k], 2);
     let b = random(&[c.cout], 3);
@@ -100,8 +104,10 @@ fn conv_case(c: &Case, reps: usize) -> anyhow::Result<String> {
     let y = conv::out_dims(x.dims4()?, w.shape(), &o)?;
     let flops = 2.0 * (y.len() * c.cin * c.k * c.k) as f64;
     let dy = random(&y.to_vec(), 4);
-    let tf = median_time(reps, || conv::forward(&x, &w, Some(&b), &o).map(drop))?;
-    let tfb = median_time(reps, || {
+    let tf = median_time(clock, reps, || {
+        conv::forward(&x, &w, Some(&b), &o).map(drop)
+    })?;
+    let tfb = median_time(clock, reps, || {
         let y: Tensor = conv::forward(&x, &w, Some(&b), &o)?;
         drop(y);
         conv::backward(&x, &w, Some(&b), &o, &dy, true).map(drop)
@@ -116,7 +122,7 @@ fn conv_case(c: &Case, reps: usize) -> anyhow::Result<String> {
     ))
 }
 
-fn pool_case(reps: usize) -> anyhow::Result<String> {
+fn pool_case(reps: usize, clock: Clock) -> anyhow::Result<String> {
     let x = random(&[16, 64, 112, 112], 5);
     let o = PoolOpts {
         method: PoolMethod::Max,
@@ -125,7 +131,7 @@ fn pool_case(reps: usize) -> anyhow::Result<String> {
         pad: Pad::default(),
         count_pad: false,
     };
-    let tp = median_time(reps, || pool::forward(&x, &o).map(drop))?;
+    let tp = median_time(clock, reps, || pool::forward(&x, &o).map(drop))?;
     let gbytes = ((x.len() + x.len() / 4) * 4) as f64 / 1e9;
     Ok(format!(
         "RESULT case={POOL_CASE} fwd_ms={:.2} gbytes_per_s={:.1}",
@@ -135,15 +141,19 @@ fn pool_case(reps: usize) -> anyhow::Result<String> {
 }
 
 /// Median wall time of `reps` runs after two warm-ups, in seconds.
-fn median_time(reps: usize, mut f: impl FnMut() -> convnet::Result<()>) -> anyhow::Result<f64> {
+fn median_time(
+    clock: Clock,
+    reps: usize,
+    mut f: impl FnMut() -> convnet::Result<()>,
+) -> anyhow::Result<f64> {
     for _ in 0..2 {
         f()?;
     }
     let mut ts = Vec::with_capacity(reps);
     for _ in 0..reps {
-        let t0 = Instant::now();
+        let t0 = clock.now();
         f()?;
-        ts.push(t0.elapsed().as_secs_f64());
+        ts.push(clock.now() - t0);
     }
     ts.sort_by(f64::total_cmp);
     Ok(ts[ts.len() / 2])

@@ -1,12 +1,13 @@
 //! Not a test but a measurement, run by hand:
-//! `MATMUL_NUM_THREADS=1 cargo test --release -p convnet --test conv_gemm_speed -- --ignored --nocapture`
+//! `MATMUL_NUM_THREADS=1 RAYON_NUM_THREADS=1 cargo test --release -p convnet --test conv_gemm_speed -- --ignored --nocapture`
 //! Times one-thread matrix products of the shapes convolution produces, with `gemm`
 //! and with `matrixmultiply` (its own threads pinned to one by the variable above), to
 //! choose the backend. Nothing is asserted on time.
 
+use convnet::blocks::kernels::cpu::Isa;
 use convnet::blocks::kernels::gemm::{matmul_with, Backend, View, ViewMut};
+use convnet::blocks::kernels::sgemm::{self, Epilogue, Strided, StridedMut};
 use convnet::gradcheck::random;
-use std::time::Instant;
 
 /// (name, M, K, N, A stored transposed, B stored transposed): the per-thread products of the bench cases.
 const SHAPES: &[(&str, usize, usize, usize, bool, bool)] = &[
@@ -25,13 +26,25 @@ const SHAPES: &[(&str, usize, usize, usize, bool, bool)] = &[
     ("pointwise dx", 512, 512, 196, true, false),
 ];
 
+/// CPU time of this thread, in seconds (steady when other processes share the cores).
+fn thread_time() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// Least thread CPU time of 10 runs after a warm-up, in seconds.
 fn time(f: &mut dyn FnMut()) -> f64 {
     f();
     let mut best = f64::MAX;
-    for _ in 0..5 {
-        let t = Instant::now();
+    for _ in 0..10 {
+        let t = thread_time();
         f();
-        best = best.min(t.elapsed().as_secs_f64());
+        best = best.min(thread_time() - t);
     }
     best
 }
@@ -68,6 +81,34 @@ fn gemm_against_matrixmultiply_on_conv_shapes() {
         };
         let g = rate(Backend::Gemm);
         let mm = rate(Backend::MatrixMultiply);
-        println!("{name:22} {m:4}x{k:4}x{n:4}  gemm {g:6.1}  matrixmultiply {mm:6.1} GFLOP/s");
+        let (ar, ac) = if ta { (1, m) } else { (k, 1) };
+        let (br, bc) = if tb { (1, k) } else { (n, 1) };
+        let mut own = |isa| {
+            let t = time(&mut || {
+                let av = Strided {
+                    data: a.data(),
+                    off: 0,
+                    rs: ar,
+                    cs: ac,
+                };
+                let bv = Strided {
+                    data: b.data(),
+                    off: 0,
+                    rs: br,
+                    cs: bc,
+                };
+                let sink = StridedMut::new(&mut c, 0, m, n, n, 1);
+                sgemm::gemm_with(isa, 1, m, n, k, &av, &bv, &sink, Epilogue::default());
+            });
+            flops / t / 1e9
+        };
+        let levels: Vec<String> = Isa::available()
+            .into_iter()
+            .map(|isa| format!("{} {:6.1}", isa.name(), own(isa)))
+            .collect();
+        println!(
+            "{name:22} {m:4}x{k:4}x{n:4}  gemm {g:6.1}  matrixmultiply {mm:6.1}  sgemm {} GFLOP/s",
+            levels.join("  ")
+        );
     }
 }

@@ -1,34 +1,31 @@
 //! Convolution as matrix products, the CPU kernels behind `blocks::conv` and
-//! `blocks::convt`. Per group, with `col` the im2col matrix of a run of images:
+//! `blocks::convt`. Per group, with `col` the column matrix of the images (see
+//! [`super::im2col`]; never stored whole, its panels are packed from the images as
+//! the product needs them):
 //!
-//! - forward:          `Y  = W   * col`      (C_out/G x K) (K x cols)
-//! - input gradient:   `dcol = W^T * dY`, then col2im
-//! - filter gradient:  `dW += dY * col^T`
+//! - forward:          `Y  = W   * col` (+ bias, ReLU when fused)  (C_out/G x K) (K x N*P)
+//! - input gradient:   `dcol = W^T * dY`, folded back by col2im, an image at a time
+//! - filter gradient:  `dW = dY * col^T`, summed over every position of the batch
 //!
-//! Two shapes need no im2col at all and read the tensors in place: a 1x1, stride-1,
-//! unpadded convolution (`col` is the image itself) and a fully connected layer, a
-//! kernel that covers the whole unpadded input (`col` is the batch, one image per
-//! column, so the product runs over the batch at once).
+//! The products are [`super::sgemm`]'s: the columns of all images form one product,
+//! split over the threads of the current rayon pool by columns (or rows), and each
+//! element is summed by one thread in a fixed order, so results are bit-identical
+//! from run to run and for any thread count.
 //!
-//! Small images are batched, several to one product (more columns keep the matrix
-//! kernel busy); a large image's column matrix is built a band of output rows at a
-//! time (about 1 MB per thread), so that each band is consumed while still in cache
-//! and the scratch buffers, reused across calls per thread, stay bounded.
+//! 3x3 convolutions at stride 1 with enough tiles go to [`super::winograd`] instead.
 //!
-//! Parallelism: the batch is cut into one contiguous part per thread of the current
-//! rayon pool; each part runs its products on one thread, and filter gradients of the
-//! parts are added in part order. With fewer images than threads (and for fully
-//! connected layers) a single part lets the matrix product split its output instead.
-//! Either way the partition depends only on the sizes and the thread count, so results
-//! are bit-identical from run to run.
+//! A 1x1, stride-1, unpadded convolution's input gradient needs no col2im (`dcol` is
+//! `dx`). A fully connected layer, a kernel that covers the whole unpadded input,
+//! reads the batch in place (one image per column) through [`super::gemm`].
 
+use super::cpu;
 use super::gemm::{matmul, View, ViewMut};
-use super::im2col::{col2im, im2col};
+use super::im2col::{col2im, Cols, ColsT, Planes};
+use super::sgemm::{self, Epilogue, PackedA, Strided, StridedMut};
+use super::winograd;
 use crate::blocks::Pad;
 use crate::tensor::Dims4;
 use rayon::prelude::*;
-use std::cell::RefCell;
-use std::ops::Range;
 
 /// The sizes of one convolution, checked by the block before any kernel runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,419 +111,175 @@ impl Geom {
     }
 }
 
-/// Columns a product aims for when images are small: batching several images into
-/// one product keeps the matrix kernel busy where one image gives few columns.
-const TARGET_COLS: usize = 2048;
-/// Column matrices are kept near this many elements (1 MB) per thread: several small
-/// images are batched only up to it, and a single image whose matrix is larger has it
-/// built a band of output rows at a time, so that each band is still in cache when
-/// the product reads it (VGG's 3x3x256 layer used less CPU time with one image per
-/// product than with two).
-const TILE: usize = 1 << 18;
-/// Largest column matrix (elements) built for several images at once.
-const MAX_COL: usize = TILE;
-
-/// How the batch is cut: `parts` contiguous runs of `per_part` images (the last may
-/// be shorter), each processed `per_product` images at a time (or, one image at a
-/// time, `tile_rows` output rows at a time), and the thread count each product may use.
-#[derive(Clone, Copy, Debug)]
-struct Plan {
-    per_part: usize,
-    per_product: usize,
-    tile_rows: usize,
-    threads: usize,
+/// `y = conv(x, w) + b` for all images; `y` is (N, C_out, H_out, W_out).
+pub fn forward(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    forward_fused(g, x, w, b, false, y)
 }
 
-/// What one product covers: `nb` images from the current one, all their output rows
-/// when `nb` > 1, else the output rows `rows` of one image.
-#[derive(Clone, Debug)]
-struct Tile {
-    nb: usize,
-    rows: Range<usize>,
+/// [`forward`], with `y = max(0, y)` applied as it is written when `relu`.
+pub fn forward_fused(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, relu: bool, y: &mut [f32]) {
+    if g.n == 0 || g.y_len() == 0 {
+        return;
+    }
+    if g.is_fc() {
+        fc_forward(g, x, w, b, y);
+        if relu {
+            super::eltwise::relu_in_place(y);
+        }
+        return;
+    }
+    if winograd::worth_it(g) {
+        return winograd::forward(cpu::isa(), g, x, w, b, relu, y);
+    }
+    products_forward(g, x, w, b, relu, y)
 }
 
-impl Tile {
-    /// Output positions per image in the tile.
-    fn len(&self, g: &Geom) -> usize {
-        self.rows.len() * g.wo
-    }
-    fn cols(&self, g: &Geom) -> usize {
-        self.nb * self.len(g)
-    }
-    /// Offset of the tile's first output position within a plane.
-    fn first(&self, g: &Geom) -> usize {
-        self.rows.start * g.wo
+/// The forward by matrix products whatever the shape (Winograd's accuracy is
+/// measured against it).
+pub fn forward_direct(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    products_forward(g, x, w, b, false, y)
+}
+
+fn products_forward(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, relu: bool, y: &mut [f32]) {
+    let (og, kg) = (g.og(), g.kg());
+    for grp in 0..g.groups {
+        let wv = Strided {
+            data: w,
+            off: grp * og * kg,
+            rs: kg,
+            cs: 1,
+        };
+        let a = PackedA::new(cpu::isa(), &wv, og, kg);
+        let ep = Epilogue {
+            accumulate: false,
+            bias: b.map(|b| &b[grp * og..(grp + 1) * og]),
+            relu,
+        };
+        let cols = Cols::new(g, x, grp);
+        let out = Planes::output_mut(g, y, grp);
+        sgemm::gemm(og, g.n * g.p(), kg, &a, &cols, &out, ep);
     }
 }
 
-impl Plan {
-    fn new(g: &Geom) -> Plan {
-        let t = rayon::current_num_threads().max(1);
-        let n = g.n.max(1);
-        if g.is_fc() || n < t {
-            // One part; the product itself is split over the threads.
-            let per_product = if g.is_fc() { n } else { 1 };
-            return Plan {
-                per_part: n,
-                per_product,
-                tile_rows: tile_rows(g, t),
-                threads: t,
+/// Elements of a column matrix an input-gradient product covers at most (4 MB): the
+/// images are taken a few at a time so that `dcol` stays in cache.
+const DCOL: usize = 1 << 20;
+
+/// `dx` of a convolution (overwritten): `W^T dY` folded back by col2im.
+pub fn backward_data(g: &Geom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    if g.n == 0 || g.x_len() == 0 {
+        return;
+    }
+    if g.is_fc() {
+        fc_backward_data(g, dy, w, dx);
+        return;
+    }
+    if winograd::worth_it(g) {
+        return winograd::backward_data(cpu::isa(), g, dy, w, dx);
+    }
+    let (og, kg) = (g.og(), g.kg());
+    let packed: Vec<PackedA> = (0..g.groups)
+        .map(|grp| {
+            let wt = Strided {
+                data: w,
+                off: grp * og * kg,
+                rs: 1,
+                cs: kg,
             };
+            PackedA::new(cpu::isa(), &wt, kg, og)
+        })
+        .collect();
+    if g.is_pointwise() {
+        for (grp, a) in packed.iter().enumerate() {
+            let dyv = Planes::output(g, dy, grp);
+            let out = Planes::input_mut(g, dx, grp);
+            sgemm::gemm(kg, g.n * g.p(), og, a, &dyv, &out, Epilogue::default());
         }
-        let per_part = n.div_ceil(t);
-        let by_cols = (TARGET_COLS / g.p().max(1)).max(1);
-        let by_mem = (MAX_COL / (g.kg() * g.p()).max(1)).max(1);
-        let per_product = by_cols.min(by_mem).min(per_part);
-        Plan {
-            per_part,
-            per_product,
-            tile_rows: if per_product == 1 {
-                tile_rows(g, 1)
-            } else {
-                g.ho
-            },
-            threads: 1,
-        }
+        return;
     }
-}
-
-/// Output rows per band for one image whose column matrix would exceed `TILE`
-/// elements per thread of the product, else all of them.
-fn tile_rows(g: &Geom, threads: usize) -> usize {
-    let limit = TILE * threads;
-    if g.is_fc() || g.kg() * g.p() <= limit {
-        g.ho
-    } else {
-        (limit / (g.kg() * g.wo).max(1)).clamp(1, g.ho.max(1))
-    }
-}
-
-thread_local! {
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-}
-
-/// Runs `f` with two scratch buffers of at least the given lengths, reused across
-/// calls on the same thread (column matrices are megabytes; allocating them per call
-/// costs page faults). Falls back to fresh buffers if the thread's are in use.
-fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
-    SCRATCH.with(|s| match s.try_borrow_mut() {
-        Ok(mut s) => {
-            let (va, vb) = &mut *s;
-            grow(va, a);
-            grow(vb, b);
-            f(&mut va[..a], &mut vb[..b])
-        }
-        Err(_) => f(&mut vec![0.0; a], &mut vec![0.0; b]),
-    })
-}
-
-fn grow(v: &mut Vec<f32>, len: usize) {
-    if v.len() < len {
-        v.resize(len, 0.0);
-    }
-}
-
-/// Where a tile of one group sits as a (rows x tile columns) matrix: either in place
-/// in the tensor, or copied through a buffer.
-enum Place {
-    /// Already a matrix: offset, row stride, column stride within the tensor.
-    InPlace(usize, usize, usize),
-    /// Needs copying through a row-major buffer.
-    Buffer,
-}
-
-/// The placement of the output-side matrix (`y` or `dy`, C_out/G rows), relative to
-/// the tile's first image in the tensor.
-fn out_place(g: &Geom, grp: usize, t: &Tile) -> Place {
-    if g.is_fc() {
-        Place::InPlace(grp * g.og(), 1, g.c_out)
-    } else if t.nb == 1 {
-        Place::InPlace(grp * g.og() * g.p() + t.first(g), g.p(), 1)
-    } else {
-        Place::Buffer
-    }
-}
-
-/// The placement of the input-side matrix (the column matrix of `x`, or `dx`).
-fn in_place(g: &Geom, grp: usize, t: &Tile) -> Place {
-    if g.is_fc() {
-        Place::InPlace(grp * g.kg(), 1, g.x_len())
-    } else if g.is_pointwise() && t.nb == 1 {
-        Place::InPlace(grp * g.cg() * g.p() + t.first(g), g.p(), 1)
-    } else {
-        Place::Buffer
-    }
-}
-
-/// Scratch lengths a tile needs: the column matrix and the output-side buffer.
-fn scratch_lens(g: &Geom, t: &Tile) -> (usize, usize) {
-    let col = match in_place(g, 0, t) {
-        Place::Buffer => g.kg() * t.cols(g),
-        Place::InPlace(..) => 0,
-    };
-    let out = match out_place(g, 0, t) {
-        Place::Buffer => g.og() * t.cols(g),
-        Place::InPlace(..) => 0,
-    };
-    (col, out)
-}
-
-/// Copies channels `c0..c0+rows` of `nb` images (planes of `plane` elements, `cs`
-/// channels per image) into a row-major (rows x nb*plane) matrix.
-fn gather(
-    src: &[f32],
-    cs: usize,
-    c0: usize,
-    rows: usize,
-    nb: usize,
-    plane: usize,
-    dst: &mut [f32],
-) {
-    let cols = nb * plane;
-    for r in 0..rows {
-        for i in 0..nb {
-            let s = ((i * cs) + c0 + r) * plane;
-            let d = r * cols + i * plane;
-            dst[d..d + plane].copy_from_slice(&src[s..s + plane]);
-        }
-    }
-}
-
-/// The inverse of [`gather`].
-fn scatter(
-    src: &[f32],
-    cs: usize,
-    c0: usize,
-    rows: usize,
-    nb: usize,
-    plane: usize,
-    dst: &mut [f32],
-) {
-    let cols = nb * plane;
-    for r in 0..rows {
-        for i in 0..nb {
-            let d = ((i * cs) + c0 + r) * plane;
-            let s = r * cols + i * plane;
-            dst[d..d + plane].copy_from_slice(&src[s..s + plane]);
-        }
-    }
-}
-
-/// Builds the column matrix of tile `t` of `x` (which starts at the tile's first
-/// image) for group `grp` into `col` (kg x tile columns).
-fn fill_col(g: &Geom, x: &[f32], grp: usize, t: &Tile, col: &mut [f32]) {
-    for i in 0..t.nb {
-        let img = &x[i * g.x_len() + grp * g.cg() * g.h * g.w..];
-        im2col(g, t.rows.clone(), img, col, t.cols(g), i * t.len(g));
-    }
-}
-
-/// Calls `f(n0, tile)` for each tile one product handles, in order, within the part
-/// that starts at image `start`; `n0` is the tile's first image.
-fn for_products(plan: &Plan, g: &Geom, start: usize, mut f: impl FnMut(usize, Tile)) {
-    let end = (start + plan.per_part).min(g.n);
-    let mut n0 = start;
-    while n0 < end {
-        let nb = plan.per_product.min(end - n0);
-        if nb > 1 || plan.tile_rows >= g.ho {
-            f(n0, Tile { nb, rows: 0..g.ho });
-        } else {
-            let mut i0 = 0;
-            while i0 < g.ho {
-                let i1 = (i0 + plan.tile_rows).min(g.ho);
-                f(
-                    n0,
-                    Tile {
-                        nb: 1,
-                        rows: i0..i1,
-                    },
-                );
-                i0 = i1;
-            }
+    dx.fill(0.0);
+    let per = (DCOL / (kg * g.p()).max(1)).clamp(1, g.n);
+    let mut dcol = vec![0.0f32; kg * per * g.p()];
+    let mut n0 = 0;
+    while n0 < g.n {
+        let nb = per.min(g.n - n0);
+        let cols = nb * g.p();
+        let dyb = &dy[n0 * g.y_len()..(n0 + nb) * g.y_len()];
+        let dxb = &mut dx[n0 * g.x_len()..(n0 + nb) * g.x_len()];
+        for (grp, a) in packed.iter().enumerate() {
+            let dyv = Planes::output(g, dyb, grp);
+            let out = StridedMut::new(&mut dcol, 0, kg, cols, cols, 1);
+            sgemm::gemm(kg, cols, og, a, &dyv, &out, Epilogue::default());
+            // each channel of each image is folded by one thread
+            let plane = g.h * g.w;
+            let dcol = &dcol;
+            dxb.par_chunks_mut(plane)
+                .enumerate()
+                .filter(|(ci, _)| (ci % g.c) / g.cg() == grp)
+                .for_each(|(ci, dxc)| {
+                    let (img, c) = (ci / g.c, ci % g.c - grp * g.cg());
+                    col2im(g, dcol, cols, img * g.p(), c, dxc);
+                });
         }
         n0 += nb;
     }
 }
 
-/// `y = conv(x, w) + b` for all images; `y` is (N, C_out, H_out, W_out).
-pub fn forward(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
-    let plan = Plan::new(g);
-    let chunk = plan.per_part * g.y_len();
-    if chunk == 0 {
-        return;
-    }
-    y.par_chunks_mut(chunk).enumerate().for_each(|(part, yp)| {
-        let start = part * plan.per_part;
-        for_products(&plan, g, start, |n0, t| {
-            let local = (n0 - start) * g.y_len();
-            forward_tile(g, &plan, &x[n0 * g.x_len()..], w, b, &mut yp[local..], &t);
-        });
-    });
-}
-
-/// Forward of one tile; `x` and `y` start at its first image.
-fn forward_tile(
-    g: &Geom,
-    plan: &Plan,
-    x: &[f32],
-    w: &[f32],
-    b: Option<&[f32]>,
-    y: &mut [f32],
-    t: &Tile,
-) {
-    let (og, kg, cols) = (g.og(), g.kg(), t.cols(g));
-    let (col_len, out_len) = scratch_lens(g, t);
-    with_scratch(col_len, out_len, |col, tmp| {
-        for grp in 0..g.groups {
-            let a = View::rows(w, grp * og * kg, og, kg);
-            let bm = input_side(g, x, grp, t, col);
-            let bias = b.map(|b| &b[grp * og..(grp + 1) * og]);
-            match out_place(g, grp, t) {
-                Place::InPlace(off, rs, cs) => {
-                    let mut c = strided_mut(y, off, og, cols, rs, cs);
-                    set_rows(&mut c, bias);
-                    matmul(c, a, bm, bias.is_some(), plan.threads);
-                }
-                Place::Buffer => {
-                    let mut c = ViewMut::rows(tmp, 0, og, cols);
-                    set_rows(&mut c, bias);
-                    matmul(c, a, bm, bias.is_some(), plan.threads);
-                    scatter(tmp, g.c_out, grp * og, og, t.nb, g.p(), y);
-                }
-            }
-        }
-    });
-}
-
-/// `dx` of a convolution (overwritten): `W^T dY` folded back by col2im.
-pub fn backward_data(g: &Geom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
-    let plan = Plan::new(g);
-    let chunk = plan.per_part * g.x_len();
-    if chunk == 0 {
-        return;
-    }
-    dx.par_chunks_mut(chunk)
-        .enumerate()
-        .for_each(|(part, dxp)| {
-            let start = part * plan.per_part;
-            // col2im adds into dx, tile by tile
-            dxp.fill(0.0);
-            for_products(&plan, g, start, |n0, t| {
-                let local = (n0 - start) * g.x_len();
-                data_tile(g, &plan, &dy[n0 * g.y_len()..], w, &mut dxp[local..], &t);
-            });
-        });
-}
-
-/// Input gradient of one tile, added into `dx` (zero on the first tile); `dy` and
-/// `dx` start at the tile's first image.
-fn data_tile(g: &Geom, plan: &Plan, dy: &[f32], w: &[f32], dx: &mut [f32], t: &Tile) {
-    let (og, kg, cols) = (g.og(), g.kg(), t.cols(g));
-    let (col_len, out_len) = scratch_lens(g, t);
-    with_scratch(col_len, out_len, |col, tmp| {
-        for grp in 0..g.groups {
-            let a = View::rows(w, grp * og * kg, og, kg).t();
-            let bm = output_side(g, dy, grp, t, tmp);
-            match in_place(g, grp, t) {
-                Place::InPlace(off, rs, cs) => {
-                    matmul(
-                        strided_mut(dx, off, kg, cols, rs, cs),
-                        a,
-                        bm,
-                        false,
-                        plan.threads,
-                    );
-                }
-                Place::Buffer => {
-                    matmul(ViewMut::rows(col, 0, kg, cols), a, bm, false, plan.threads);
-                    for i in 0..t.nb {
-                        let img = &mut dx[i * g.x_len() + grp * g.cg() * g.h * g.w..];
-                        col2im(g, t.rows.clone(), col, cols, i * t.len(g), img);
-                    }
-                }
-            }
-        }
-    });
-}
-
-/// `dY` of group `grp` for tile `t` as an (og x tile columns) matrix, gathered into
-/// `tmp` when it cannot be read in place.
-fn output_side<'a>(g: &Geom, dy: &'a [f32], grp: usize, t: &Tile, tmp: &'a mut [f32]) -> View<'a> {
-    let (og, cols) = (g.og(), t.cols(g));
-    match out_place(g, grp, t) {
-        Place::InPlace(off, rs, cs) => strided(dy, off, og, cols, rs, cs),
-        Place::Buffer => {
-            gather(dy, g.c_out, grp * og, og, t.nb, g.p(), tmp);
-            View::rows(tmp, 0, og, cols)
-        }
-    }
-}
-
-/// The column matrix of group `grp` for tile `t` of `x`: in place, or built in `col`.
-fn input_side<'a>(g: &Geom, x: &'a [f32], grp: usize, t: &Tile, col: &'a mut [f32]) -> View<'a> {
-    let (kg, cols) = (g.kg(), t.cols(g));
-    match in_place(g, grp, t) {
-        Place::InPlace(off, rs, cs) => strided(x, off, kg, cols, rs, cs),
-        Place::Buffer => {
-            fill_col(g, x, grp, t, col);
-            View::rows(col, 0, kg, cols)
-        }
-    }
-}
-
-/// `dw` of a convolution (overwritten): `dY col^T` summed over the batch, each part's
-/// sum computed on its own and the parts added in order.
+/// `dw` of a convolution (overwritten): `dY col^T` summed over the batch.
 pub fn backward_filter(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    let plan = Plan::new(g);
-    let parts = g.n.div_ceil(plan.per_part.max(1));
-    if parts == 0 {
-        dw.fill(0.0);
+    if g.is_fc() {
+        fc_backward_filter(g, x, dy, dw);
         return;
     }
-    let sums: Vec<Vec<f32>> = (0..parts)
-        .into_par_iter()
-        .map(|part| {
-            let mut acc = vec![0.0; dw.len()];
-            let mut first = true;
-            for_products(&plan, g, part * plan.per_part, |n0, t| {
-                let (xs, dys) = (&x[n0 * g.x_len()..], &dy[n0 * g.y_len()..]);
-                filter_tile(g, &plan, xs, dys, &mut acc, &t, !first);
-                first = false;
-            });
-            acc
-        })
-        .collect();
-    let mut it = sums.into_iter();
-    if let Some(s) = it.next() {
-        dw.copy_from_slice(&s);
+    if winograd::worth_it(g) {
+        return winograd::backward_filter(cpu::isa(), g, x, dy, dw);
     }
-    for s in it {
-        for (d, v) in dw.iter_mut().zip(s) {
-            *d += v;
-        }
+    let (og, kg) = (g.og(), g.kg());
+    for grp in 0..g.groups {
+        let dyv = Planes::output(g, dy, grp);
+        let cols = ColsT(Cols::new(g, x, grp));
+        let out = StridedMut::new(dw, grp * og * kg, og, kg, kg, 1);
+        sgemm::gemm(og, kg, g.n * g.p(), &dyv, &cols, &out, Epilogue::default());
     }
 }
 
-/// Adds (or writes, when not `accumulate`) the filter gradient of one tile.
-fn filter_tile(
-    g: &Geom,
-    plan: &Plan,
-    x: &[f32],
-    dy: &[f32],
-    dw: &mut [f32],
-    t: &Tile,
-    accumulate: bool,
-) {
-    let (og, kg) = (g.og(), g.kg());
-    let (col_len, out_len) = scratch_lens(g, t);
-    with_scratch(col_len, out_len, |col, tmp| {
-        for grp in 0..g.groups {
-            let a = output_side(g, dy, grp, t, tmp);
-            let bm = input_side(g, x, grp, t, col);
-            let c = ViewMut::rows(dw, grp * og * kg, og, kg);
-            matmul(c, a, bm.t(), accumulate, plan.threads);
-        }
-    });
+/// `y = W x + b` of a fully connected layer: one product over the batch, reading
+/// `x` in place (image n is column n).
+fn fc_forward(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
+    let t = rayon::current_num_threads();
+    for grp in 0..g.groups {
+        let (og, kg) = (g.og(), g.kg());
+        let a = View::rows(w, grp * og * kg, og, kg);
+        let bm = strided(x, grp * kg, kg, g.n, 1, g.x_len());
+        let bias = b.map(|b| &b[grp * og..(grp + 1) * og]);
+        let mut c = strided_mut(y, grp * og, og, g.n, 1, g.c_out);
+        set_rows(&mut c, bias);
+        matmul(c, a, bm, bias.is_some(), t);
+    }
+}
+
+/// `dx = W^T dy` of a fully connected layer.
+fn fc_backward_data(g: &Geom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    let t = rayon::current_num_threads();
+    for grp in 0..g.groups {
+        let (og, kg) = (g.og(), g.kg());
+        let a = View::rows(w, grp * og * kg, og, kg).t();
+        let bm = strided(dy, grp * og, og, g.n, 1, g.c_out);
+        let c = strided_mut(dx, grp * kg, kg, g.n, 1, g.x_len());
+        matmul(c, a, bm, false, t);
+    }
+}
+
+/// `dw = dy x^T` of a fully connected layer, summed over the batch.
+fn fc_backward_filter(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    let t = rayon::current_num_threads();
+    for grp in 0..g.groups {
+        let (og, kg) = (g.og(), g.kg());
+        let a = strided(dy, grp * og, og, g.n, 1, g.c_out);
+        let bm = strided(x, grp * kg, kg, g.n, 1, g.x_len()).t();
+        let c = ViewMut::rows(dw, grp * og * kg, og, kg);
+        matmul(c, a, bm, false, t);
+    }
 }
 
 /// `y[n, o, :, :] += b[o]`.

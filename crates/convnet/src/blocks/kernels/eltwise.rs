@@ -40,3 +40,16 @@ pub fn map2(x: &[f32], y: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 +
             .for_each(|((os, xs), ys)| run(xs, ys, os));
     }
 }
+
+/// `y = max(0, y)` in place (a NaN stays a NaN).
+pub fn relu_in_place(y: &mut [f32]) {
+    let run = |ys: &mut [f32]| {
+        ys.iter_mut()
+            .for_each(|v| *v = super::microkernel::relu(*v))
+    };
+    if y.len() < PARALLEL_MIN {
+        run(y);
+    } else {
+        y.par_chunks_mut(CHUNK).for_each(run);
+    }
+}

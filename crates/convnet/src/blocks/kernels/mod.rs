@@ -5,6 +5,10 @@ pub mod pool;
 
 pub mod bnorm;
 pub mod conv_gemm;
+pub mod cpu;
 pub mod gemm;
 pub mod im2col;
 pub mod lrn;
+pub mod microkernel;
+pub mod sgemm;
+pub mod winograd;

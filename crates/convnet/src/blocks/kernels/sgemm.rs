@@ -1,0 +1,553 @@
+//! Single-precision matrix products `C = A B` (+ bias, ReLU) built around the
+//! micro-kernels of [`super::microkernel`], in the manner of BLIS and GotoBLAS: B is
+//! packed `KC` rows by `NC` columns at a time (kept in L2), A one `MR`-row panel at a
+//! time (kept in L1) or read from a copy packed beforehand, and the micro-kernel runs
+//! over every tile of the block.
+//!
+//! The operands are not matrices but sources that know how to pack themselves
+//! ([`PackA`], [`PackB`]) and a destination that says where each element goes
+//! ([`Sink`]): a convolution's column matrix is packed straight from the image (no
+//! im2col buffer), its output goes straight into the NCHW tensor, and a Winograd
+//! transform writes its operand already packed.
+//!
+//! Determinism: every element of C is summed by one thread, in depth blocks in order,
+//! whatever the split of the work, so results do not depend on the thread count.
+
+use super::cpu::{self, Isa};
+use super::microkernel::{relu, Micro, Out};
+use rayon::prelude::*;
+use std::cell::RefCell;
+use std::ops::Range;
+
+/// Largest depth of a packed block.
+pub const KC: usize = 320;
+/// Columns of a packed B block (a multiple of every kernel's `NR`).
+const NC: usize = 384;
+
+/// The left operand, `m x k`.
+pub trait PackA: Sync {
+    /// Packs rows `i0..i0 + rows` (rows <= mr; the panel's other rows are zero) at
+    /// depths `k0..k0 + kc` into `dst`, `kc` groups of `mr` values.
+    fn pack_a(&self, i0: usize, rows: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]);
+    /// The same panel, when it is held packed already.
+    fn packed_a(&self, _i0: usize, _k0: usize, _kc: usize) -> Option<&[f32]> {
+        None
+    }
+}
+
+/// The right operand, `k x n`.
+pub trait PackB: Sync {
+    /// Packs columns `j0..j0 + cols` (cols <= nr; the panel's other columns are zero)
+    /// at depths `k0..k0 + kc` into `dst`, `kc` groups of `nr` values.
+    fn pack_b(&self, k0: usize, kc: usize, j0: usize, cols: usize, nr: usize, dst: &mut [f32]);
+    /// The same panel, when it is held packed already.
+    fn packed_b(&self, _k0: usize, _kc: usize, _j0: usize) -> Option<&[f32]> {
+        None
+    }
+}
+
+/// Where C's elements live. Different tiles are written from different threads, so
+/// a sink hands out raw pointers; each element is written by one thread only.
+pub trait Sink: Sync {
+    /// The address of element (i, j).
+    fn at(&self, i: usize, j: usize) -> *mut f32;
+    /// The row stride, when columns `j0..j0 + cols` of every row are contiguous at
+    /// [`Sink::at`]`(i, j0)` and rows are that far apart.
+    fn row_stride(&self, j0: usize, cols: usize) -> Option<usize>;
+}
+
+/// How C is finished.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue<'a> {
+    /// Add to what C holds (else overwrite).
+    pub accumulate: bool,
+    /// Per-row values added (when not accumulating).
+    pub bias: Option<&'a [f32]>,
+    pub relu: bool,
+}
+
+/// A packed copy of an `m x k` operand, in the micro-kernel's panels.
+pub struct PackedA {
+    data: Vec<f32>,
+    m: usize,
+    k: usize,
+    mr: usize,
+}
+
+impl PackedA {
+    /// Packs `src` whole for the kernel of `isa` (in parallel over panels).
+    pub fn new(isa: Isa, src: &impl PackA, m: usize, k: usize) -> PackedA {
+        let mr = Micro::for_isa(isa).mr;
+        let panels = m.div_ceil(mr);
+        let mut data = vec![0.0; panels * k * mr];
+        if k > 0 {
+            data.par_chunks_mut(k * mr)
+                .enumerate()
+                .for_each(|(p, dst)| {
+                    let i0 = p * mr;
+                    src.pack_a(i0, mr.min(m - i0), 0, k, mr, dst)
+                });
+        }
+        PackedA { data, m, k, mr }
+    }
+    pub fn rows(&self) -> usize {
+        self.m
+    }
+}
+
+impl PackA for PackedA {
+    fn pack_a(&self, i0: usize, _: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+        dst[..kc * mr].copy_from_slice(self.packed_a(i0, k0, kc).expect("packed"));
+    }
+    fn packed_a(&self, i0: usize, k0: usize, kc: usize) -> Option<&[f32]> {
+        let off = (i0 / self.mr) * self.k * self.mr + k0 * self.mr;
+        Some(&self.data[off..off + kc * self.mr])
+    }
+}
+
+/// A strided matrix as an operand: element (i, j) is `data[off + i*rs + j*cs]`.
+#[derive(Clone, Copy, Debug)]
+pub struct Strided<'a> {
+    pub data: &'a [f32],
+    pub off: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl Strided<'_> {
+    #[inline]
+    fn get(&self, i: usize, j: usize) -> f32 {
+        self.data[self.off + i * self.rs + j * self.cs]
+    }
+}
+
+impl PackA for Strided<'_> {
+    fn pack_a(&self, i0: usize, rows: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+        for (kk, d) in dst[..kc * mr].chunks_exact_mut(mr).enumerate() {
+            for (r, v) in d.iter_mut().enumerate() {
+                *v = if r < rows {
+                    self.get(i0 + r, k0 + kk)
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+}
+
+impl PackB for Strided<'_> {
+    fn pack_b(&self, k0: usize, kc: usize, j0: usize, cols: usize, nr: usize, dst: &mut [f32]) {
+        for (kk, d) in dst[..kc * nr].chunks_exact_mut(nr).enumerate() {
+            if self.cs == 1 {
+                let s = self.off + (k0 + kk) * self.rs + j0;
+                d[..cols].copy_from_slice(&self.data[s..s + cols]);
+            } else {
+                for (j, v) in d[..cols].iter_mut().enumerate() {
+                    *v = self.get(k0 + kk, j0 + j);
+                }
+            }
+            d[cols..].fill(0.0);
+        }
+    }
+}
+
+/// A strided matrix as the destination.
+pub struct StridedMut {
+    ptr: *mut f32,
+    rs: usize,
+    cs: usize,
+}
+
+// SAFETY: the pointer is only dereferenced for elements of the matrix, and each
+// element by one thread (the product's tiles are disjoint).
+unsafe impl Sync for StridedMut {}
+
+impl StridedMut {
+    /// `rows x cols` at `off` in `data`, with strides `rs` and `cs`.
+    ///
+    /// Panics when the view reaches outside `data`.
+    pub fn new(
+        data: &mut [f32],
+        off: usize,
+        rows: usize,
+        cols: usize,
+        rs: usize,
+        cs: usize,
+    ) -> Self {
+        if rows > 0 && cols > 0 {
+            let last = off + (rows - 1) * rs + (cols - 1) * cs;
+            assert!(last < data.len(), "product destination outside its buffer");
+        }
+        StridedMut {
+            // SAFETY: `off` is inside `data` when the view is not empty (checked).
+            ptr: unsafe { data.as_mut_ptr().add(off.min(data.len())) },
+            rs,
+            cs,
+        }
+    }
+}
+
+impl Sink for StridedMut {
+    fn at(&self, i: usize, j: usize) -> *mut f32 {
+        self.ptr.wrapping_add(i * self.rs + j * self.cs)
+    }
+    fn row_stride(&self, _: usize, _: usize) -> Option<usize> {
+        (self.cs == 1).then_some(self.rs)
+    }
+}
+
+thread_local! {
+    static BUFS: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// A 64-byte aligned slice of `len` values inside `v`.
+fn aligned(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if v.len() < len + 16 {
+        v.resize(len + 16, 0.0);
+    }
+    let skip = v.as_ptr().align_offset(64).min(15);
+    &mut v[skip..skip + len]
+}
+
+/// `C = A B` (m x n, depth k) finished by `ep`, on the current rayon pool.
+pub fn gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &impl PackA,
+    b: &impl PackB,
+    c: &impl Sink,
+    ep: Epilogue,
+) {
+    gemm_with(
+        cpu::isa(),
+        rayon::current_num_threads(),
+        m,
+        n,
+        k,
+        a,
+        b,
+        c,
+        ep,
+    )
+}
+
+/// [`gemm`] with a chosen kernel level and split into up to `threads` parts.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_with(
+    isa: Isa,
+    threads: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &impl PackA,
+    b: &impl PackB,
+    c: &impl Sink,
+    ep: Epilogue,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let mk = Micro::for_isa(isa);
+    let (mp, np) = (m.div_ceil(mk.mr), n.div_ceil(mk.nr));
+    let t = threads.max(1);
+    // Split the columns where there are enough of them; else the rows (each part
+    // then packs all of B, which is small in that case).
+    let parts: Vec<(Range<usize>, Range<usize>)> = if np >= t || np >= mp {
+        split(np, t)
+            .into_iter()
+            .map(|p| (0..mp, p.start * mk.nr..(p.end * mk.nr).min(n)))
+            .collect()
+    } else {
+        split(mp, t).into_iter().map(|p| (p, 0..n)).collect()
+    };
+    let run = |(rows, cols): &(Range<usize>, Range<usize>)| {
+        block(mk, m, k, a, b, c, ep, rows.clone(), cols.clone())
+    };
+    if parts.len() == 1 {
+        run(&parts[0]);
+    } else {
+        parts.par_iter().for_each(run);
+    }
+}
+
+/// The depth of the packed blocks for a product of depth `k`: blocks of equal
+/// depth up to `KC` (576 = 2 x 288 rather than 320 + 256), so that no block is
+/// short.
+pub fn depth_block(k: usize) -> usize {
+    let blocks = k.div_ceil(KC).max(1);
+    k.div_ceil(blocks).max(1)
+}
+
+/// `0..len` cut into at most `parts` contiguous, non-empty ranges of near-equal size.
+fn split(len: usize, parts: usize) -> Vec<Range<usize>> {
+    let parts = parts.min(len).max(1);
+    (0..parts)
+        .map(|p| (p * len / parts)..((p + 1) * len / parts))
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// The product restricted to row panels `rows` and columns `cols`, on this thread.
+#[allow(clippy::too_many_arguments)]
+fn block(
+    mk: Micro,
+    m: usize,
+    k: usize,
+    a: &impl PackA,
+    b: &impl PackB,
+    c: &impl Sink,
+    ep: Epilogue,
+    rows: Range<usize>,
+    cols: Range<usize>,
+) {
+    let (mr, nr) = (mk.mr, mk.nr);
+    BUFS.with(|bufs| {
+        let mut bufs = bufs.borrow_mut();
+        let (bv, av) = &mut *bufs;
+        let bbuf = aligned(bv, KC * NC);
+        let (abuf, tile) = aligned(av, KC * mr + mr * nr).split_at_mut(KC * mr);
+        let mut jc = cols.start;
+        while jc < cols.end {
+            let nb = NC.min(cols.end - jc);
+            let panels = nb.div_ceil(nr);
+            let kc = depth_block(k);
+            let mut pc = 0;
+            loop {
+                let kb = kc.min(k - pc);
+                let (first, last) = (pc == 0, pc + kb == k);
+                let mut bpanels: Vec<&[f32]> = Vec::with_capacity(panels);
+                let mut rest: &mut [f32] = &mut bbuf[..];
+                for p in 0..panels {
+                    let j0 = jc + p * nr;
+                    if let Some(pb) = b.packed_b(pc, kb, j0) {
+                        bpanels.push(pb);
+                    } else {
+                        let (dst, tail) = std::mem::take(&mut rest).split_at_mut(kb * nr);
+                        b.pack_b(pc, kb, j0, nr.min(jc + nb - j0), nr, dst);
+                        bpanels.push(dst);
+                        rest = tail;
+                    }
+                }
+                for ip in rows.clone() {
+                    let i0 = ip * mr;
+                    let ri = mr.min(m - i0);
+                    let pa: &[f32] = match a.packed_a(i0, pc, kb) {
+                        Some(pa) => pa,
+                        None => {
+                            a.pack_a(i0, ri, pc, kb, mr, abuf);
+                            &abuf[..kb * mr]
+                        }
+                    };
+                    let bias = ep.bias.filter(|_| first && !ep.accumulate);
+                    let load = !first || ep.accumulate;
+                    let relu = last && ep.relu;
+                    for (p, pb) in bpanels.iter().enumerate() {
+                        let j0 = jc + p * nr;
+                        let cj = nr.min(jc + nb - j0);
+                        let direct = if ri == mr && cj == nr {
+                            c.row_stride(j0, nr)
+                        } else {
+                            None
+                        };
+                        // SAFETY: the panels hold kb*mr and kb*nr values; the tile
+                        // is inside C (full tiles only go direct) or is `tile`.
+                        unsafe {
+                            match direct {
+                                Some(ldc) => (mk.run)(
+                                    kb,
+                                    pa.as_ptr(),
+                                    pb.as_ptr(),
+                                    &Out {
+                                        c: c.at(i0, j0),
+                                        ldc,
+                                        load,
+                                        bias: bias.map_or(std::ptr::null(), |b| b[i0..].as_ptr()),
+                                        relu,
+                                    },
+                                ),
+                                None => {
+                                    (mk.run)(
+                                        kb,
+                                        pa.as_ptr(),
+                                        pb.as_ptr(),
+                                        &Out {
+                                            c: tile.as_mut_ptr(),
+                                            ldc: nr,
+                                            load: false,
+                                            bias: std::ptr::null(),
+                                            relu: false,
+                                        },
+                                    );
+                                    for r in 0..ri {
+                                        let base = bias.map_or(0.0, |b| b[i0 + r]);
+                                        for j in 0..cj {
+                                            let at = c.at(i0 + r, j0 + j);
+                                            let mut v =
+                                                tile[r * nr + j] + if load { *at } else { base };
+                                            if relu {
+                                                v = self::relu(v);
+                                            }
+                                            *at = v;
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                pc += kb;
+                if pc >= k {
+                    break;
+                }
+            }
+            jc += nb;
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lcg(seed: u64, len: usize) -> Vec<f32> {
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (0..len)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    #[test]
+    fn products_match_a_naive_loop_at_every_level_and_split() {
+        for isa in Isa::available() {
+            for &(m, n, k) in &[
+                (1, 1, 1),
+                (5, 7, 3),
+                (8, 48, 256),
+                (13, 100, 300),
+                (33, 50, 0),
+                (64, 97, 513),
+                (3, 500, 20),
+            ] {
+                let a = lcg(1, m * k);
+                let b = lcg(2, k * n);
+                let bias = lcg(3, m);
+                let mut want = vec![0.0f64; m * n];
+                for i in 0..m {
+                    for j in 0..n {
+                        let s: f64 = (0..k)
+                            .map(|l| a[i * k + l] as f64 * b[l * n + j] as f64)
+                            .sum();
+                        want[i * n + j] = (s + bias[i] as f64).max(0.0);
+                    }
+                }
+                // A transposed in memory, to exercise a strided pack
+                let at: Vec<f32> = (0..k * m).map(|x| a[(x % m) * k + x / m]).collect();
+                let av = Strided {
+                    data: &at,
+                    off: 0,
+                    rs: 1,
+                    cs: m,
+                };
+                let bv = Strided {
+                    data: &b,
+                    off: 0,
+                    rs: n,
+                    cs: 1,
+                };
+                let mut first: Option<Vec<f32>> = None;
+                for threads in [1, 2, 3] {
+                    for packed in [false, true] {
+                        let mut c = vec![f32::NAN; m * n];
+                        let ep = Epilogue {
+                            accumulate: false,
+                            bias: Some(&bias),
+                            relu: true,
+                        };
+                        let sink = StridedMut::new(&mut c, 0, m, n, n, 1);
+                        if packed {
+                            let pa = PackedA::new(isa, &av, m, k);
+                            gemm_with(isa, threads, m, n, k, &pa, &bv, &sink, ep);
+                        } else {
+                            gemm_with(isa, threads, m, n, k, &av, &bv, &sink, ep);
+                        }
+                        for (x, (&g, &w)) in c.iter().zip(&want).enumerate() {
+                            assert!(
+                                (g as f64 - w).abs()
+                                    <= 1e-5 * (1.0 + k as f64).sqrt() * (1.0 + w.abs()),
+                                "{isa:?} {m}x{n}x{k} threads {threads}: element {x}: {g} vs {w}"
+                            );
+                        }
+                        // the same bits whatever the split
+                        match &first {
+                            None => first = Some(c),
+                            Some(f) => assert_eq!(
+                                f.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                                c.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                                "{isa:?} {m}x{n}x{k} threads {threads}"
+                            ),
+                        }
+                    }
+                }
+                // accumulate: C += A B on top of the result
+                let mut c = vec![1.0f32; m * n];
+                let sink = StridedMut::new(&mut c, 0, m, n, n, 1);
+                let ep = Epilogue {
+                    accumulate: true,
+                    ..Default::default()
+                };
+                gemm_with(isa, 2, m, n, k, &av, &bv, &sink, ep);
+                for i in 0..m {
+                    for j in 0..n {
+                        let w = 1.0
+                            + (0..k)
+                                .map(|l| a[i * k + l] as f64 * b[l * n + j] as f64)
+                                .sum::<f64>();
+                        let g = c[i * n + j] as f64;
+                        assert!(
+                            (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                            "{isa:?} accumulate"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn relu_keeps_nan() {
+        let isa = *Isa::available().last().unwrap();
+        let (m, n, k) = (8, 48, 2);
+        let mut a = vec![1.0f32; m * k];
+        a[0] = f32::NAN;
+        let b = vec![-1.0f32; k * n];
+        let mut c = vec![0.0f32; m * n];
+        let av = Strided {
+            data: &a,
+            off: 0,
+            rs: k,
+            cs: 1,
+        };
+        let bv = Strided {
+            data: &b,
+            off: 0,
+            rs: n,
+            cs: 1,
+        };
+        let sink = StridedMut::new(&mut c, 0, m, n, n, 1);
+        let ep = Epilogue {
+            relu: true,
+            ..Default::default()
+        };
+        gemm_with(isa, 1, m, n, k, &av, &bv, &sink, ep);
+        assert!(c[..n].iter().all(|v| v.is_nan()));
+        assert!(c[n..].iter().all(|&v| v == 0.0));
+    }
+}
