@@ -391,8 +391,10 @@ fn conv_grad_case(xd: Dims4, ws: [usize; 4], o: ConvOpts, threads: usize) {
 fn fully_connected_and_pointwise_gradients() {
     let d = ConvOpts::default();
     for threads in [1, 2, 3] {
-        // whole-input kernels, with and without groups
+        // whole-input kernels, with and without groups; a batch of 20 is past the
+        // few-image dot products
         conv_grad_case(Dims4::new(5, 3, 4, 2), [4, 3, 4, 2], d, threads);
+        conv_grad_case(Dims4::new(20, 3, 2, 2), [5, 3, 2, 2], d, threads);
         let g3 = ConvOpts { groups: 3, ..d };
         conv_grad_case(Dims4::new(4, 6, 2, 3), [6, 2, 2, 3], g3, threads);
         // 1x1 stride 1 unpadded: the image is its own column matrix

@@ -163,19 +163,24 @@ fn winograd_matches_the_reference_at_every_level() {
                     .build()
                     .unwrap();
                 let what = format!("{isa:?} {threads} threads {g:?}");
-                let (y, dx, dw) = pool.install(|| {
+                let (y, dx, dw, dw2) = pool.install(|| {
                     let mut y = vec![f32::NAN; want_y.len()];
                     winograd::forward(isa, g, x.data(), w.data(), Some(b.data()), true, &mut y);
                     let mut dx = vec![f32::NAN; want_dx.len()];
                     winograd::backward_data(isa, g, dy.data(), w.data(), &mut dx);
                     let mut dw = vec![f32::NAN; want_dw.len()];
-                    winograd::backward_filter(isa, g, x.data(), dy.data(), &mut dw);
-                    (y, dx, dw)
+                    winograd::backward_filter(isa, g, x.data(), dy.data(), &mut dw, false);
+                    // a second time, added: twice the gradient
+                    let mut dw2 = dw.clone();
+                    winograd::backward_filter(isa, g, x.data(), dy.data(), &mut dw2, true);
+                    (y, dx, dw, dw2)
                 });
+                let want_dw2: Vec<f64> = want_dw.iter().map(|v| 2.0 * v).collect();
                 for (name, got, want) in [
                     ("y", &y, &want_y),
                     ("dx", &dx, &want_dx),
                     ("dw", &dw, &want_dw),
+                    ("dw accumulated", &dw2, &want_dw2),
                 ] {
                     let e = rel_err(got, want);
                     assert!(e < 2e-5, "{name}: error {e:e} of the rms, {what}");

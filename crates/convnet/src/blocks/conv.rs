@@ -170,10 +170,29 @@ pub(crate) fn check_bias(block: &'static str, b: Option<&Tensor>, c: usize) -> R
 }
 
 pub fn forward(x: &Tensor, w: &Tensor, b: Option<&Tensor>, o: &ConvOpts) -> Result<Tensor> {
+    forward_relu(x, w, b, o, false)
+}
+
+/// [`forward`], followed by `max(0, y)` when `relu` (applied as the output is
+/// written, with no pass of its own).
+pub fn forward_relu(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    o: &ConvOpts,
+    relu: bool,
+) -> Result<Tensor> {
     let g = geometry(dims(BLOCK, "x", x)?, w.shape(), o)?;
     check_bias(BLOCK, b, g.c_out)?;
     let mut y = Tensor::zeros4(g.out());
-    conv_gemm::forward(&g, x.data(), w.data(), b.map(|b| b.data()), y.data_mut());
+    conv_gemm::forward_fused(
+        &g,
+        x.data(),
+        w.data(),
+        b.map(|b| b.data()),
+        relu,
+        y.data_mut(),
+    );
     Ok(y)
 }
 
@@ -185,9 +204,35 @@ pub fn backward(
     dy: &Tensor,
     need_dx: bool,
 ) -> Result<ConvGrads> {
+    let mut dw = Tensor::zeros(w.shape())?;
+    let mut db = match b {
+        Some(b) => Some(Tensor::zeros(b.shape())?),
+        None => None,
+    };
+    let dx = backward_into(x, w, b, o, dy, need_dx, &mut dw, db.as_mut(), false)?;
+    Ok(ConvGrads { dx, dw, db })
+}
+
+/// [`backward`] writing the filter and bias gradients into `dw` and `db` (shaped
+/// as `w` and `b`), over what they hold or, when `accumulate`, added to it (a
+/// network sums the gradients of a shared parameter this way, without
+/// temporaries). Returns `dx` when asked for.
+#[allow(clippy::too_many_arguments)]
+pub fn backward_into(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    o: &ConvOpts,
+    dy: &Tensor,
+    need_dx: bool,
+    dw: &mut Tensor,
+    db: Option<&mut Tensor>,
+    accumulate: bool,
+) -> Result<Option<Tensor>> {
     let g = geometry(dims(BLOCK, "x", x)?, w.shape(), o)?;
     check_bias(BLOCK, b, g.c_out)?;
     dy.expect_shape(BLOCK, "dy", &g.out().to_vec())?;
+    dw.expect_shape(BLOCK, "dw", w.shape())?;
     let dx = if need_dx {
         let mut dx = Tensor::zeros(x.shape())?;
         conv_gemm::backward_data(&g, dy.data(), w.data(), dx.data_mut());
@@ -195,15 +240,10 @@ pub fn backward(
     } else {
         None
     };
-    let mut dw = Tensor::zeros(w.shape())?;
-    conv_gemm::backward_filter(&g, x.data(), dy.data(), dw.data_mut());
-    let db = match b {
-        Some(_) => {
-            let mut db = Tensor::zeros(&[g.c_out])?;
-            conv_gemm::bias_grad(g.n, g.c_out, g.p(), dy.data(), db.data_mut());
-            Some(db)
-        }
-        None => None,
-    };
-    Ok(ConvGrads { dx, dw, db })
+    conv_gemm::backward_filter(&g, x.data(), dy.data(), dw.data_mut(), accumulate);
+    if let Some(db) = db {
+        db.expect_shape(BLOCK, "db", &[g.c_out])?;
+        conv_gemm::bias_grad(g.n, g.c_out, g.p(), dy.data(), db.data_mut(), accumulate);
+    }
+    Ok(dx)
 }

@@ -137,11 +137,11 @@ pub fn backward(
         None
     };
     let mut dw = Tensor::zeros(w.shape())?;
-    conv_gemm::backward_filter(&g, dy.data(), x.data(), dw.data_mut());
+    conv_gemm::backward_filter(&g, dy.data(), x.data(), dw.data_mut(), false);
     let db = match b {
         Some(_) => {
             let mut db = Tensor::zeros(&[g.c])?;
-            conv_gemm::bias_grad(g.n, g.c, g.h * g.w, dy.data(), db.data_mut());
+            conv_gemm::bias_grad(g.n, g.c, g.h * g.w, dy.data(), db.data_mut(), false);
             Some(db)
         }
         None => None,

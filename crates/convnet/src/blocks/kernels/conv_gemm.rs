@@ -16,10 +16,10 @@
 //!
 //! A 1x1, stride-1, unpadded convolution's input gradient needs no col2im (`dcol` is
 //! `dx`). A fully connected layer, a kernel that covers the whole unpadded input,
-//! reads the batch in place (one image per column) through [`super::gemm`].
+//! goes to [`super::fc`].
 
 use super::cpu;
-use super::gemm::{matmul, View, ViewMut};
+use super::fc;
 use super::im2col::{col2im, Cols, ColsT, Planes};
 use super::sgemm::{self, Epilogue, PackedA, Strided, StridedMut};
 use super::winograd;
@@ -92,17 +92,17 @@ impl Geom {
     pub fn p(&self) -> usize {
         self.ho * self.wo
     }
-    fn x_len(&self) -> usize {
+    pub(crate) fn x_len(&self) -> usize {
         self.c * self.h * self.w
     }
-    fn y_len(&self) -> usize {
+    pub(crate) fn y_len(&self) -> usize {
         self.c_out * self.p()
     }
     fn unpadded(&self) -> bool {
         self.pad == Pad::default()
     }
     /// A kernel covering the whole unpadded input: a fully connected layer.
-    fn is_fc(&self) -> bool {
+    pub(crate) fn is_fc(&self) -> bool {
         self.unpadded() && self.kh == self.h && self.kw == self.w && self.p() == 1
     }
     /// A 1x1 kernel at stride 1 without padding: the image is its own column matrix.
@@ -122,11 +122,7 @@ pub fn forward_fused(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, relu: bo
         return;
     }
     if g.is_fc() {
-        fc_forward(g, x, w, b, y);
-        if relu {
-            super::eltwise::relu_in_place(y);
-        }
-        return;
+        return fc::forward(g, x, w, b, relu, y);
     }
     if winograd::worth_it(g) {
         return winograd::forward(cpu::isa(), g, x, w, b, relu, y);
@@ -171,8 +167,7 @@ pub fn backward_data(g: &Geom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
         return;
     }
     if g.is_fc() {
-        fc_backward_data(g, dy, w, dx);
-        return;
+        return fc::backward_data(g, dy, w, dx);
     }
     if winograd::worth_it(g) {
         return winograd::backward_data(cpu::isa(), g, dy, w, dx);
@@ -225,60 +220,25 @@ pub fn backward_data(g: &Geom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
     }
 }
 
-/// `dw` of a convolution (overwritten): `dY col^T` summed over the batch.
-pub fn backward_filter(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+/// `dw` of a convolution: `dY col^T` summed over the batch, written over `dw` or,
+/// when `accumulate`, added to it.
+pub fn backward_filter(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32], accumulate: bool) {
     if g.is_fc() {
-        fc_backward_filter(g, x, dy, dw);
-        return;
+        return fc::backward_filter(g, x, dy, dw, accumulate);
     }
     if winograd::worth_it(g) {
-        return winograd::backward_filter(cpu::isa(), g, x, dy, dw);
+        return winograd::backward_filter(cpu::isa(), g, x, dy, dw, accumulate);
     }
     let (og, kg) = (g.og(), g.kg());
     for grp in 0..g.groups {
         let dyv = Planes::output(g, dy, grp);
         let cols = ColsT(Cols::new(g, x, grp));
         let out = StridedMut::new(dw, grp * og * kg, og, kg, kg, 1);
-        sgemm::gemm(og, kg, g.n * g.p(), &dyv, &cols, &out, Epilogue::default());
-    }
-}
-
-/// `y = W x + b` of a fully connected layer: one product over the batch, reading
-/// `x` in place (image n is column n).
-fn fc_forward(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut [f32]) {
-    let t = rayon::current_num_threads();
-    for grp in 0..g.groups {
-        let (og, kg) = (g.og(), g.kg());
-        let a = View::rows(w, grp * og * kg, og, kg);
-        let bm = strided(x, grp * kg, kg, g.n, 1, g.x_len());
-        let bias = b.map(|b| &b[grp * og..(grp + 1) * og]);
-        let mut c = strided_mut(y, grp * og, og, g.n, 1, g.c_out);
-        set_rows(&mut c, bias);
-        matmul(c, a, bm, bias.is_some(), t);
-    }
-}
-
-/// `dx = W^T dy` of a fully connected layer.
-fn fc_backward_data(g: &Geom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
-    let t = rayon::current_num_threads();
-    for grp in 0..g.groups {
-        let (og, kg) = (g.og(), g.kg());
-        let a = View::rows(w, grp * og * kg, og, kg).t();
-        let bm = strided(dy, grp * og, og, g.n, 1, g.c_out);
-        let c = strided_mut(dx, grp * kg, kg, g.n, 1, g.x_len());
-        matmul(c, a, bm, false, t);
-    }
-}
-
-/// `dw = dy x^T` of a fully connected layer, summed over the batch.
-fn fc_backward_filter(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
-    let t = rayon::current_num_threads();
-    for grp in 0..g.groups {
-        let (og, kg) = (g.og(), g.kg());
-        let a = strided(dy, grp * og, og, g.n, 1, g.c_out);
-        let bm = strided(x, grp * kg, kg, g.n, 1, g.x_len()).t();
-        let c = ViewMut::rows(dw, grp * og * kg, og, kg);
-        matmul(c, a, bm, false, t);
+        let ep = Epilogue {
+            accumulate,
+            ..Default::default()
+        };
+        sgemm::gemm(og, kg, g.n * g.p(), &dyv, &cols, &out, ep);
     }
 }
 
@@ -294,55 +254,17 @@ pub fn add_bias(c: usize, plane: usize, b: &[f32], y: &mut [f32]) {
     });
 }
 
-/// `db[o] = sum over images and positions of dy[n, o, :, :]`, summed in a fixed order.
-pub fn bias_grad(n: usize, c: usize, plane: usize, dy: &[f32], db: &mut [f32]) {
+/// `db[o] = sum over images and positions of dy[n, o, :, :]`, summed in a fixed
+/// order, written over `db` or, when `accumulate`, added to it.
+pub fn bias_grad(n: usize, c: usize, plane: usize, dy: &[f32], db: &mut [f32], accumulate: bool) {
     db.par_iter_mut().enumerate().for_each(|(o, d)| {
-        *d = (0..n)
+        let s: f32 = (0..n)
             .map(|i| {
                 dy[(i * c + o) * plane..(i * c + o + 1) * plane]
                     .iter()
                     .sum::<f32>()
             })
             .sum();
+        *d = if accumulate { *d + s } else { s };
     });
-}
-
-fn strided(data: &[f32], off: usize, rows: usize, cols: usize, rs: usize, cs: usize) -> View<'_> {
-    View {
-        data,
-        off,
-        rows,
-        cols,
-        rs,
-        cs,
-    }
-}
-
-fn strided_mut(
-    data: &mut [f32],
-    off: usize,
-    rows: usize,
-    cols: usize,
-    rs: usize,
-    cs: usize,
-) -> ViewMut<'_> {
-    ViewMut {
-        data,
-        off,
-        rows,
-        cols,
-        rs,
-        cs,
-    }
-}
-
-/// Sets every element of row `i` to `vals[i]`, or leaves the view alone without
-/// values (the product then overwrites it).
-fn set_rows(c: &mut ViewMut, vals: Option<&[f32]>) {
-    let Some(vals) = vals else { return };
-    for (i, &v) in vals.iter().enumerate().take(c.rows) {
-        for j in 0..c.cols {
-            c.data[c.off + i * c.rs + j * c.cs] = v;
-        }
-    }
 }

@@ -1,7 +1,6 @@
-//! Single-precision matrix products on strided views, the one place that calls a GEMM
-//! library. Convolution's three products (forward, input gradient, filter gradient)
-//! all come here; views with arbitrary row and column strides let them read tensors
-//! in place (a transposed filter, a 1x1 input, a fully connected batch) without copies.
+//! Single-precision matrix products on strided views through GEMM libraries. The
+//! layers now use the project's own [`super::sgemm`]; these products remain as the
+//! library baseline it is measured against (`tests/conv_gemm_speed.rs`).
 //!
 //! Backends, chosen by measurement (`tests/conv_gemm_speed.rs`, one thread, on this
 //! project's AVX2 machines; `gemm`'s AVX-512 kernels do not apply there):

@@ -6,6 +6,7 @@ pub mod pool;
 pub mod bnorm;
 pub mod conv_gemm;
 pub mod cpu;
+pub mod fc;
 pub mod gemm;
 pub mod im2col;
 pub mod lrn;

@@ -192,7 +192,37 @@ fn a(o: [&Lanes; 4], out: [&mut Lanes; 6]) {
     }
 }
 
+/// `G g` on lanes: six vectors from three.
+#[inline(always)]
+fn gk_lanes(g: &[Lanes; 3], out: &mut [Lanes; 6]) {
+    let (s, d) = (1.0 / 6.0, 1.0 / 24.0);
+    for l in 0..L {
+        let (g0, g1, g2) = (g[0][l], g[1][l], g[2][l]);
+        let (a, b) = (g0 + g2, g0 * d + g2 * (4.0 * d));
+        out[0][l] = 0.25 * g0;
+        out[1][l] = -(a + g1) * s;
+        out[2][l] = -(a - g1) * s;
+        out[3][l] = b + g1 * (2.0 * d);
+        out[4][l] = b - g1 * (2.0 * d);
+        out[5][l] = g2;
+    }
+}
+
+/// `G^T u` on lanes (the adjoint of [`gk_lanes`]): three vectors from six.
+#[inline(always)]
+fn gt_lanes(u: &[Lanes; 6], out: &mut [Lanes; 3]) {
+    let (s, d) = (1.0 / 6.0, 1.0 / 24.0);
+    for l in 0..L {
+        let (s12, d21) = (u[1][l] + u[2][l], u[2][l] - u[1][l]);
+        let (s34, d34) = (u[3][l] + u[4][l], u[3][l] - u[4][l]);
+        out[0][l] = 0.25 * u[0][l] - s12 * s + s34 * d;
+        out[1][l] = d21 * s + d34 * (2.0 * d);
+        out[2][l] = (s34 - s12) * s + u[5][l];
+    }
+}
+
 /// `G g`: six values from a 3-tap kernel.
+#[cfg(test)]
 fn gk(g: [f64; 3]) -> [f64; 6] {
     [
         g[0] / 4.0,
@@ -205,6 +235,7 @@ fn gk(g: [f64; 3]) -> [f64; 6] {
 }
 
 /// `G^T u` (the adjoint of [`gk`]): three values from six.
+#[cfg(test)]
 fn gt(u: [f64; 6]) -> [f64; 3] {
     [
         u[0] / 4.0 - (u[1] + u[2]) / 6.0 + (u[3] + u[4]) / 24.0,
@@ -287,14 +318,8 @@ impl Filters {
         data.par_chunks_mut(per_panel.max(1))
             .enumerate()
             .for_each(|(p, dst)| {
-                for r in p * mr..(p * mr + mr).min(rows) {
-                    for d in 0..depth {
-                        let u = filter_transform(kernel(r, d));
-                        for (xi, &v) in u.iter().enumerate() {
-                            dst[(xi * depth + d) * mr + r % mr] = v;
-                        }
-                    }
-                }
+                let rows = p * mr..(p * mr + mr).min(rows);
+                filter_panel_dispatch(isa, rows, depth, mr, &kernel, dst)
             });
         Filters { data, depth, mr }
     }
@@ -303,23 +328,66 @@ impl Filters {
     }
 }
 
-/// `G g G^T` of one 3x3 kernel, in f64.
-fn filter_transform(k: [f32; 9]) -> [f32; XI] {
-    let mut tmp = [[0.0f64; 3]; 6];
-    for j in 0..3 {
-        let col = gk([k[j] as f64, k[3 + j] as f64, k[6 + j] as f64]);
-        for r in 0..6 {
-            tmp[r][j] = col[r];
+/// Gives the 3x3 kernel (row-major) of an output row and a depth.
+type Kernel<'a> = dyn Fn(usize, usize) -> [f32; 9] + Sync + 'a;
+
+/// `G g G^T` of the kernels of rows `rows` (one panel) into the panel `dst`, 16
+/// depths at a time.
+#[inline(always)]
+fn filter_panel(
+    rows: std::ops::Range<usize>,
+    depth: usize,
+    mr: usize,
+    kernel: &Kernel,
+    dst: &mut [f32],
+) {
+    let mut k = vec![[0.0; L]; 9];
+    let mut tmp = vec![[0.0; L]; 18];
+    let mut u = vec![[0.0; L]; XI];
+    for r in rows {
+        for d0 in (0..depth).step_by(L) {
+            let lanes = L.min(depth - d0);
+            for l in 0..L {
+                let g = if l < lanes {
+                    kernel(r, d0 + l)
+                } else {
+                    [0.0; 9]
+                };
+                for (row, &v) in k.iter_mut().zip(&g) {
+                    row[l] = v;
+                }
+            }
+            two_axes::<3, 6>(&k, &mut tmp, &mut u, gk_lanes);
+            for (xi, v) in u.iter().enumerate() {
+                for (l, &x) in v.iter().enumerate().take(lanes) {
+                    dst[(xi * depth + d0 + l) * mr + r % mr] = x;
+                }
+            }
         }
     }
-    let mut u = [0.0f32; XI];
-    for r in 0..6 {
-        let row = gk(tmp[r]);
-        for c in 0..6 {
-            u[r * 6 + c] = row[c] as f32;
+}
+
+/// `G^T dU G` of the pairs `i0..i0 + dw.len() / 9` of `du` (laid out per xi, pair
+/// of `pairs`) into their 3x3 kernels `dw` (or added to them when `accumulate`).
+#[inline(always)]
+fn filter_grad(du: &[f32], pairs: usize, i0: usize, accumulate: bool, dw: &mut [f32]) {
+    let mut u = vec![[0.0; L]; XI];
+    let mut tmp = vec![[0.0; L]; 18];
+    let mut k = vec![[0.0; L]; 9];
+    let n = dw.len() / 9;
+    for s in (0..n).step_by(L) {
+        let lanes = L.min(n - s);
+        for (xi, v) in u.iter_mut().enumerate() {
+            v[..lanes].copy_from_slice(&du[xi * pairs + i0 + s..][..lanes]);
+        }
+        two_axes::<6, 3>(&u, &mut tmp, &mut k, gt_lanes);
+        for l in 0..lanes {
+            for (i, v) in k.iter().enumerate() {
+                let d = &mut dw[(s + l) * 9 + i];
+                *d = if accumulate { *d + v[l] } else { v[l] };
+            }
         }
     }
-    u
 }
 
 struct FiltersAt<'a> {
@@ -679,10 +747,17 @@ pub fn backward_data(isa: Isa, g: &Geom, dy: &[f32], w: &[f32], dx: &mut [f32]) 
     }
 }
 
-/// `dw` (overwritten) by Winograd: per position xi, `dU = (A dY A^T) V^T` summed
+/// `dw` (overwritten, or added to when `accumulate`) by Winograd: per position xi, `dU = (A dY A^T) V^T` summed
 /// over all tiles, then `G^T dU G`. The tile blocks are cut into one contiguous run
 /// per thread; each run's sum is formed on its own and the runs are added in order.
-pub fn backward_filter(isa: Isa, g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+pub fn backward_filter(
+    isa: Isa,
+    g: &Geom,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    accumulate: bool,
+) {
     let nr = Micro::for_isa(isa).nr;
     let (og, cg) = (g.og(), g.cg());
     for grp in 0..g.groups {
@@ -730,26 +805,10 @@ pub fn backward_filter(isa: Isa, g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32]
             du.iter_mut().zip(s).for_each(|(d, v)| *d += v);
         }
         let dwg = &mut dw[grp * og * cg * 9..(grp + 1) * og * cg * 9];
-        dwg.par_chunks_mut(9).enumerate().for_each(|(i, k)| {
-            let mut u = [[0.0f64; 6]; 6];
-            for (xi, &v) in du.iter().skip(i).step_by(og * cg).enumerate() {
-                u[xi / 6][xi % 6] = v as f64;
-            }
-            // G^T u G: columns, then rows
-            let mut tmp = [[0.0f64; 6]; 3];
-            for j in 0..6 {
-                let col = gt(std::array::from_fn(|r| u[r][j]));
-                for r in 0..3 {
-                    tmp[r][j] = col[r];
-                }
-            }
-            for r in 0..3 {
-                let row = gt(tmp[r]);
-                for c in 0..3 {
-                    k[r * 3 + c] = row[c] as f32;
-                }
-            }
-        });
+        let pairs = og * cg;
+        dwg.par_chunks_mut(9 * 256)
+            .enumerate()
+            .for_each(|(i, k)| filter_grad_dispatch(isa, &du, pairs, i * 256, accumulate, k));
     }
 }
 
@@ -826,6 +885,8 @@ macro_rules! per_isa {
 per_isa!(input_transform_dispatch, input_transform, (wg: &Wg, x: &[f32], t0: usize, tb: usize, nr: usize, v: &mut [f32]));
 per_isa!(input_transform_rows_dispatch, input_transform_rows, (wg: &Wg, x: &[f32], t0: usize, tb: usize, v: &mut [f32]));
 per_isa!(output_transform_dispatch, output_transform, (wg: &Wg, m: &[f32], t0: usize, tb: usize, bias: Option<&[f32]>, relu_on: bool, y: &mut [f32]));
+per_isa!(filter_panel_dispatch, filter_panel, (rows: std::ops::Range<usize>, depth: usize, mr: usize, kernel: &Kernel, dst: &mut [f32]));
+per_isa!(filter_grad_dispatch, filter_grad, (du: &[f32], pairs: usize, i0: usize, accumulate: bool, dw: &mut [f32]));
 per_isa!(dy_transform_dispatch, dy_transform, (wg: &Wg, dy: &[f32], t0: usize, tb: usize, mt: &mut [f32]));
 
 #[cfg(test)]
