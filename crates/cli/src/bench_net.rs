@@ -160,6 +160,8 @@ pub fn run(a: Args) -> Result<()> {
     crate::datasets::set_threads(Some(a.threads))?;
     let desc = bench_desc(a.net)?;
     let mut network = Network::from_desc(&desc, 0)?;
+    // as the baseline's in-place ReLUs, and freeing what backward is done with
+    network.set_conserve_memory(true);
     let (x1, _) = batch(&desc, 1, 1)?;
     let fwd1 = median_time(a.clock, a.reps, || {
         network.forward(&[("input", &x1)], Mode::Test)?;

@@ -6,9 +6,8 @@ use crate::error::{Error, Result};
 use crate::tensor::{fmt_shape, Tensor};
 
 fn unary(x: &Tensor, f: impl Fn(f32) -> f32 + Sync) -> Tensor {
-    let mut y = x.clone();
-    eltwise::map(x.data(), y.data_mut(), f);
-    y
+    let y = eltwise::collect_map(x.data(), f);
+    Tensor::from_vec(x.shape(), y).expect("same length")
 }
 
 /// `dy * f'(x)`, after checking that `dy` has the shape of `x`.
@@ -28,9 +27,8 @@ fn backward(
             ),
         ));
     }
-    let mut dx = x.clone();
-    eltwise::map2(x.data(), dy.data(), dx.data_mut(), df);
-    Ok(dx)
+    let dx = eltwise::collect_map2(x.data(), dy.data(), df);
+    Tensor::from_vec(x.shape(), dx)
 }
 
 /// `max(x, 0) + leak * min(x, 0)`.
@@ -38,9 +36,36 @@ pub fn relu_forward(x: &Tensor, leak: f32) -> Tensor {
     unary(x, |v| if v > 0.0 { v } else { leak * v })
 }
 
+/// [`relu_forward`] over `x` itself (for a network that keeps only the output).
+pub fn relu_forward_in_place(x: &mut Tensor, leak: f32) {
+    eltwise::map_in_place(x.data_mut(), |v| if v > 0.0 { v } else { leak * v });
+}
+
 /// The slope at 0 is taken from the left (`leak`), as PyTorch does.
 pub fn relu_backward(x: &Tensor, leak: f32, dy: &Tensor) -> Result<Tensor> {
     backward("relu", x, dy, |v, d| if v > 0.0 { d } else { leak * d })
+}
+
+/// [`relu_backward`] over `dy` itself. `x` may be the ReLU's input or its output:
+/// both are positive at the same places (for `leak >= 0`), so a network that kept
+/// only the output still has what it needs.
+pub fn relu_backward_in_place(x: &Tensor, leak: f32, mut dy: Tensor) -> Result<Tensor> {
+    if dy.shape() != x.shape() {
+        return Err(Error::block(
+            "relu",
+            format!(
+                "dy has shape {} but x has shape {}",
+                fmt_shape(dy.shape()),
+                fmt_shape(x.shape())
+            ),
+        ));
+    }
+    eltwise::map2_in_place(
+        x.data(),
+        dy.data_mut(),
+        |v, d| if v > 0.0 { d } else { leak * d },
+    );
+    Ok(dy)
 }
 
 /// `1 / (1 + exp(-v))` without overflow: exp is only taken of non-positive values.

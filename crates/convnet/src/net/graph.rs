@@ -5,6 +5,7 @@ use super::desc::{LayerDesc, NetDesc};
 use super::init::Init;
 use super::layer::{LayerKind, Param};
 use super::Mode;
+use crate::blocks::kernels::conv_gemm;
 use crate::blocks::loss::LossKind;
 use crate::blocks::{activation, bnorm, concat, conv, convt, dropout, loss, lrn, pool, softmax};
 use crate::error::{Error, Result};
@@ -26,6 +27,11 @@ pub struct Layer {
     /// Dropout's mask from the last training-mode forward.
     mask: Option<Tensor>,
     init: Init,
+    /// With memory conservation: a ReLU that overwrites its input (read by no
+    /// other layer) and differentiates from its output; a convolution whose only
+    /// reader is such a ReLU (leak 0) and that applies it as it writes.
+    relu_in_place: bool,
+    fused_relu: bool,
     /// Kept fixed (see [`Network::freeze_through`]).
     frozen: bool,
 }
@@ -50,6 +56,7 @@ pub struct Network {
     input_grads: bool,
     rng: Xoshiro256PlusPlus,
     last_mode: Option<Mode>,
+    conserve: bool,
 }
 
 impl Network {
@@ -77,10 +84,13 @@ impl Network {
                 output_id: plan.layer_output[li],
                 mask: None,
                 init: l.init.unwrap_or(desc.init),
+                relu_in_place: false,
+                fused_relu: false,
                 frozen: false,
             });
         }
         let n = plan.var_names.len();
+        plan_in_place(&mut layers, n);
         Ok(Network {
             desc: desc.clone(),
             layers,
@@ -91,6 +101,7 @@ impl Network {
             input_grads: false,
             rng: Xoshiro256PlusPlus::seed_from_u64(0),
             last_mode: None,
+            conserve: false,
         })
     }
 
@@ -255,6 +266,17 @@ impl Network {
         self.rng = Xoshiro256PlusPlus::seed_from_u64(seed);
     }
 
+    /// Memory conservation (off by default), as MatConvNet's `conserveMemory`: a
+    /// ReLU whose input no other layer reads overwrites it (a convolution feeding
+    /// it applies the ReLU as it writes its output), so that input is no longer
+    /// readable through [`Network::var`] after the forward; backward runs such a
+    /// ReLU over the derivative itself (its [`BackwardStep::dy`] is then None) and
+    /// frees each layer's output once no layer still to run needs it. Results are
+    /// the same bits either way.
+    pub fn set_conserve_memory(&mut self, on: bool) {
+        self.conserve = on;
+    }
+
     /// Whether backward also computes the derivatives of the network inputs
     /// (off by default: nobody needs them in training).
     pub fn set_input_grads(&mut self, on: bool) {
@@ -289,18 +311,31 @@ impl Network {
             params,
             values,
             rng,
+            conserve,
             ..
         } = self;
+        let conserve = *conserve;
         for (li, layer) in layers.iter_mut().enumerate() {
-            let xs: Option<Vec<&Tensor>> = layer
-                .input_ids
-                .iter()
-                .map(|&i| values[i].as_ref())
-                .collect();
-            let Some(xs) = xs else { continue };
-            let mode = if layer.frozen { Mode::Test } else { mode };
-            let y = forward_layer(layer, &xs, params, rng, mode)
-                .map_err(|e| Error::layer(layer.name.clone(), e.to_string()))?;
+            let y = if conserve && layer.relu_in_place {
+                // the input is this ReLU's alone: take it over
+                let Some(mut x) = values[layer.input_ids[0]].take() else {
+                    continue;
+                };
+                if let (LayerKind::Relu { leak }, false) = (&layer.kind, layer.fused_relu) {
+                    activation::relu_forward_in_place(&mut x, *leak);
+                }
+                x
+            } else {
+                let xs: Option<Vec<&Tensor>> = layer
+                    .input_ids
+                    .iter()
+                    .map(|&i| values[i].as_ref())
+                    .collect();
+                let Some(xs) = xs else { continue };
+                let mode = if layer.frozen { Mode::Test } else { mode };
+                forward_layer(layer, &xs, params, rng, mode, conserve)
+                    .map_err(|e| Error::layer(layer.name.clone(), e.to_string()))?
+            };
             let y = values[layer.output_id].insert(y);
             observe(ForwardStep {
                 layer: li,
@@ -401,13 +436,14 @@ impl Network {
         let Some(mode) = self.last_mode else {
             return Err(Error::Invalid("backward needs a forward first".into()));
         };
+        // Each gradient is written over by its first contribution and added to by
+        // the others; one that none reaches is zeroed when it becomes final.
         for p in self.params.iter_mut().filter(|p| p.trainable) {
-            if p.grad.shape() == p.value.shape() {
-                p.grad.data_mut().fill(0.0);
-            } else {
+            if p.grad.shape() != p.value.shape() {
                 p.grad = Tensor::zeros(p.value.shape())?;
             }
         }
+        let mut written = vec![false; self.params.len()];
         let need = self.needs_grad();
         self.grads.iter_mut().for_each(|g| *g = None);
         match seed {
@@ -437,12 +473,24 @@ impl Network {
             params,
             values,
             grads,
+            conserve,
             ..
         } = self;
+        let conserve = *conserve;
         for (li, layer) in layers.iter().enumerate().rev() {
-            let dy = grads[layer.output_id].take();
-            if let Some(dy) = &dy {
-                backward_one(layer, params, values, grads, &need, dy, mode)?;
+            let mut dy = grads[layer.output_id].take();
+            if conserve && layer.relu_in_place {
+                // the derivative becomes the input's, in place
+                if let (Some(d), LayerKind::Relu { leak }) = (dy.take(), &layer.kind) {
+                    relu_in_place_backward(layer, *leak, values, grads, &need, d)?;
+                }
+            } else if let Some(dy) = &dy {
+                backward_one(layer, params, values, grads, &need, dy, mode, &mut written)?;
+            }
+            for &p in &final_at[li] {
+                if !std::mem::replace(&mut written[p], true) {
+                    params[p].grad.data_mut().fill(0.0);
+                }
             }
             let ready: Vec<&Param> = final_at[li].iter().map(|&p| &params[p]).collect();
             observe(BackwardStep {
@@ -451,6 +499,12 @@ impl Network {
                 dy: dy.as_ref(),
                 ready: &ready,
             })?;
+            if conserve && !layer.kind.is_objective() && !layer.kind.is_metric() {
+                // every layer that reads this output has run its backward
+                if layer.output != "prediction" {
+                    values[layer.output_id] = None;
+                }
+            }
         }
         Ok(())
     }
@@ -566,6 +620,7 @@ enum Seed<'a> {
 
 /// The backward of one layer given `dy`: parameter gradients added into `params`,
 /// input derivatives added into `grads` where `need` asks for them.
+#[allow(clippy::too_many_arguments)]
 fn backward_one(
     layer: &Layer,
     params: &mut [Param],
@@ -574,6 +629,7 @@ fn backward_one(
     need: &[bool],
     dy: &Tensor,
     mode: Mode,
+    written: &mut [bool],
 ) -> Result<()> {
     let want: Vec<bool> = layer.input_ids.iter().map(|&i| need[i]).collect();
     let trains = layer.params.iter().any(|&p| params[p].trainable);
@@ -591,16 +647,79 @@ fn backward_one(
             "an input was not computed in the forward",
         )
     })?;
-    let dxs = backward_layer(layer, &xs, params, dy, &want, mode)
+    let dxs = backward_layer(layer, &xs, params, dy, &want, mode, written)
         .map_err(|e| Error::layer(layer.name.clone(), e.to_string()))?;
     for ((&i, dx), &w) in layer.input_ids.iter().zip(dxs).zip(&want) {
         let (Some(dx), true) = (dx, w) else { continue };
-        match &mut grads[i] {
-            Some(g) => g.axpy(1.0, &dx)?,
-            g => *g = Some(dx),
-        }
+        add_var_grad(grads, i, dx)?;
     }
     Ok(())
+}
+
+/// Adds `dx` to the derivative of variable `i` (or makes it that).
+fn add_var_grad(grads: &mut [Option<Tensor>], i: usize, dx: Tensor) -> Result<()> {
+    match &mut grads[i] {
+        Some(g) => g.axpy(1.0, &dx),
+        g => {
+            *g = Some(dx);
+            Ok(())
+        }
+    }
+}
+
+/// The backward of a ReLU that ran in place: `dy` masked by where the ReLU's
+/// output is positive, handed down as its input's derivative.
+fn relu_in_place_backward(
+    layer: &Layer,
+    leak: f32,
+    values: &[Option<Tensor>],
+    grads: &mut [Option<Tensor>],
+    need: &[bool],
+    dy: Tensor,
+) -> Result<()> {
+    let x = layer.input_ids[0];
+    if !need[x] {
+        return Ok(());
+    }
+    let y = values[layer.output_id].as_ref().ok_or_else(|| {
+        Error::layer(
+            layer.name.clone(),
+            "the output was not kept for the backward",
+        )
+    })?;
+    let dx = activation::relu_backward_in_place(y, leak, dy)
+        .map_err(|e| Error::layer(layer.name.clone(), e.to_string()))?;
+    add_var_grad(grads, x, dx)
+}
+
+/// Marks the ReLUs that may run in place (their input is a layer's output that no
+/// other layer reads, and the slope is not negative) and the convolutions that may
+/// apply such a ReLU themselves (leak 0). A ReLU marked `fused_relu` skips its own
+/// pass: its producer did it.
+fn plan_in_place(layers: &mut [Layer], vars: usize) {
+    let mut readers = vec![0usize; vars];
+    let mut producer: Vec<Option<usize>> = vec![None; vars];
+    for (li, l) in layers.iter().enumerate() {
+        for &i in &l.input_ids {
+            readers[i] += 1;
+        }
+        producer[l.output_id] = Some(li);
+    }
+    for li in 0..layers.len() {
+        let LayerKind::Relu { leak } = layers[li].kind else {
+            continue;
+        };
+        let x = layers[li].input_ids[0];
+        let Some(p) = producer[x] else { continue };
+        if readers[x] != 1 || leak < 0.0 || layers[p].output == "prediction" {
+            continue;
+        }
+        layers[li].relu_in_place = true;
+        if leak == 0.0 && matches!(layers[p].kind, LayerKind::Conv { .. }) {
+            layers[p].fused_relu = true;
+            layers[li].fused_relu = true;
+        }
+    }
 }
 
 /// `desc` with the metric layers `top1err` and `top5err` added when it has a
@@ -972,14 +1091,16 @@ fn forward_layer(
     params: &mut [Param],
     rng: &mut Xoshiro256PlusPlus,
     mode: Mode,
+    conserve: bool,
 ) -> Result<Tensor> {
     let x = xs[0];
     Ok(match &layer.kind {
-        LayerKind::Conv { opts, bias, .. } => conv::forward(
+        LayerKind::Conv { opts, bias, .. } => conv::forward_relu(
             x,
             pv(layer, params, 0)?,
             bias_of(layer, params, *bias)?,
             opts,
+            conserve && layer.fused_relu,
         )?,
         LayerKind::ConvT { opts, bias, .. } => convt::forward(
             x,
@@ -1081,10 +1202,24 @@ fn update_running(
     Ok(())
 }
 
-/// Adds `g` to the gradient of the layer's `k`-th parameter.
-fn add_grad(layer: &Layer, params: &mut [Param], k: usize, g: &Tensor) -> Result<()> {
-    match layer.params.get(k).and_then(|&i| params.get_mut(i)) {
-        Some(p) if p.trainable => p.grad.axpy(1.0, g),
+/// Adds `g` to the gradient of the layer's `k`-th parameter (writes it, for the
+/// first contribution of this backward).
+fn add_grad(
+    layer: &Layer,
+    params: &mut [Param],
+    k: usize,
+    g: &Tensor,
+    written: &mut [bool],
+) -> Result<()> {
+    match layer.params.get(k) {
+        Some(&i) if params[i].trainable => {
+            if std::mem::replace(&mut written[i], true) {
+                params[i].grad.axpy(1.0, g)
+            } else {
+                params[i].grad.data_mut().copy_from_slice(g.data());
+                Ok(())
+            }
+        }
         _ => Ok(()),
     }
 }
@@ -1098,6 +1233,7 @@ fn backward_layer(
     dy: &Tensor,
     want: &[bool],
     mode: Mode,
+    written: &mut [bool],
 ) -> Result<Vec<Option<Tensor>>> {
     let x = xs[0];
     let first = |dx: Result<Tensor>| -> Result<Vec<Option<Tensor>>> {
@@ -1113,14 +1249,16 @@ fn backward_layer(
     }
     match &layer.kind {
         LayerKind::Conv { opts, bias, .. } => {
-            let (w, b) = (pv(layer, params, 0)?, bias_of(layer, params, *bias)?);
-            let g = conv::backward(x, w, b, opts, dy, want[0])?;
-            conv_grads(layer, params, g)
+            conv_backward(layer, params, x, *opts, *bias, dy, want[0], written)
         }
         LayerKind::ConvT { opts, bias, .. } => {
             let (w, b) = (pv(layer, params, 0)?, bias_of(layer, params, *bias)?);
             let g = convt::backward(x, w, b, opts, dy, want[0])?;
-            conv_grads(layer, params, g)
+            add_grad(layer, params, 0, &g.dw, written)?;
+            if let Some(db) = &g.db {
+                add_grad(layer, params, 1, db, written)?;
+            }
+            Ok(vec![g.dx])
         }
         LayerKind::Pool(o) => first(pool::backward(x, o, dy)),
         LayerKind::Relu { leak } => first(activation::relu_backward(x, *leak, dy)),
@@ -1145,8 +1283,8 @@ fn backward_layer(
                     bnorm::backward_test(x, gain, bias, &m, dy)?
                 }
             };
-            add_grad(layer, params, 0, &g.dgain)?;
-            add_grad(layer, params, 1, &g.dbias)?;
+            add_grad(layer, params, 0, &g.dgain, written)?;
+            add_grad(layer, params, 1, &g.dbias, written)?;
             first(Ok(g.dx))
         }
         LayerKind::Lrn(o) => first(lrn::backward(x, o, dy)),
@@ -1167,14 +1305,69 @@ fn backward_layer(
     }
 }
 
-fn conv_grads(
+/// A convolution's backward, writing the filter and bias gradients straight into
+/// the parameters' gradients (over them for the first contribution of this
+/// backward, added after that).
+#[allow(clippy::too_many_arguments)]
+fn conv_backward(
     layer: &Layer,
     params: &mut [Param],
-    g: conv::ConvGrads,
+    x: &Tensor,
+    opts: conv::ConvOpts,
+    bias: bool,
+    dy: &Tensor,
+    want_dx: bool,
+    written: &mut [bool],
 ) -> Result<Vec<Option<Tensor>>> {
-    add_grad(layer, params, 0, &g.dw)?;
-    if let Some(db) = &g.db {
-        add_grad(layer, params, 1, db)?;
+    let missing = || Error::layer(layer.name.clone(), "parameter missing");
+    let wi = *layer.params.first().ok_or_else(missing)?;
+    let bi = if bias {
+        Some(*layer.params.get(1).ok_or_else(missing)?)
+    } else {
+        None
+    };
+    // Take the gradients out while the values are read (frozen parameters get
+    // scratch tensors that are dropped).
+    let take = |params: &mut [Param], i: usize| -> Result<Tensor> {
+        if params[i].trainable {
+            Ok(std::mem::take(&mut params[i].grad))
+        } else {
+            Tensor::zeros(params[i].value.shape())
+        }
+    };
+    let mut dw = take(params, wi)?;
+    let mut db = match bi {
+        Some(i) => Some(take(params, i)?),
+        None => None,
+    };
+    let accumulate_w = written[wi];
+    let accumulate_b = bi.is_some_and(|i| written[i]);
+    // a bias shared with another layer is summed into separately below
+    let joint = accumulate_w == accumulate_b;
+    let result = conv::backward_into(
+        x,
+        &params[wi].value,
+        bi.map(|i| &params[i].value),
+        &opts,
+        dy,
+        want_dx,
+        &mut dw,
+        if joint { db.as_mut() } else { None },
+        accumulate_w,
+    );
+    if let (false, Some(db)) = (joint, db.as_mut()) {
+        let d = dy.dims4()?;
+        conv_gemm::bias_grad(d.n, d.c, d.plane(), dy.data(), db.data_mut(), accumulate_b);
     }
-    Ok(vec![g.dx])
+    let restore = |params: &mut [Param], i: usize, g: Tensor, written: &mut [bool]| {
+        if params[i].trainable {
+            params[i].grad = g;
+            written[i] = true;
+        }
+    };
+    restore(params, wi, dw, written);
+    if let (Some(i), Some(db)) = (bi, db) {
+        restore(params, i, db, written);
+    }
+    Ok(vec![result?])
 }

@@ -8,48 +8,52 @@ use rayon::prelude::*;
 const PARALLEL_MIN: usize = 1 << 16;
 const CHUNK: usize = 1 << 14;
 
-/// `out[i] = f(x[i])`.
-pub fn map(x: &[f32], out: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
-    let run = |xs: &[f32], os: &mut [f32]| {
-        for (o, &v) in os.iter_mut().zip(xs) {
-            *o = f(v);
-        }
-    };
+/// `x[i] = f(x[i])`.
+pub fn map_in_place(x: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
+    let run = |xs: &mut [f32]| xs.iter_mut().for_each(|v| *v = f(*v));
     if x.len() < PARALLEL_MIN {
-        run(x, out);
+        run(x);
     } else {
-        out.par_chunks_mut(CHUNK)
-            .zip(x.par_chunks(CHUNK))
-            .for_each(|(os, xs)| run(xs, os));
+        x.par_chunks_mut(CHUNK).for_each(run);
     }
 }
 
-/// `out[i] = f(x[i], y[i])`.
-pub fn map2(x: &[f32], y: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Sync) {
-    let run = |xs: &[f32], ys: &[f32], os: &mut [f32]| {
-        for ((o, &a), &b) in os.iter_mut().zip(xs).zip(ys) {
-            *o = f(a, b);
+/// `y[i] = f(x[i], y[i])`.
+pub fn map2_in_place(x: &[f32], y: &mut [f32], f: impl Fn(f32, f32) -> f32 + Sync) {
+    let run = |xs: &[f32], ys: &mut [f32]| {
+        for (o, &a) in ys.iter_mut().zip(xs) {
+            *o = f(a, *o);
         }
     };
     if x.len() < PARALLEL_MIN {
-        run(x, y, out);
+        run(x, y);
     } else {
-        out.par_chunks_mut(CHUNK)
+        y.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
-            .zip(y.par_chunks(CHUNK))
-            .for_each(|((os, xs), ys)| run(xs, ys, os));
+            .for_each(|(ys, xs)| run(xs, ys));
     }
 }
 
-/// `y = max(0, y)` in place (a NaN stays a NaN).
-pub fn relu_in_place(y: &mut [f32]) {
-    let run = |ys: &mut [f32]| {
-        ys.iter_mut()
-            .for_each(|v| *v = super::microkernel::relu(*v))
-    };
-    if y.len() < PARALLEL_MIN {
-        run(y);
+/// `f(x[i])` for every element, written once into a new vector.
+pub fn collect_map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    if x.len() < PARALLEL_MIN {
+        x.iter().map(|&v| f(v)).collect()
     } else {
-        y.par_chunks_mut(CHUNK).for_each(run);
+        let f = &f;
+        x.par_iter().with_min_len(CHUNK).map(|&v| f(v)).collect()
+    }
+}
+
+/// `f(x[i], y[i])` for every element, written once into a new vector.
+pub fn collect_map2(x: &[f32], y: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    if x.len() < PARALLEL_MIN {
+        x.iter().zip(y).map(|(&a, &b)| f(a, b)).collect()
+    } else {
+        let f = &f;
+        x.par_iter()
+            .zip(y)
+            .with_min_len(CHUNK)
+            .map(|(&a, &b)| f(a, b))
+            .collect()
     }
 }
