@@ -193,3 +193,41 @@ fn conserving_memory_drops_what_it_says() {
         assert!(net.var("top1err").is_some());
     }
 }
+
+/// A class score's derivatives after a test-mode forward (the path that explains a
+/// prediction: no label, batch normalisation by its running moments), with and
+/// without conservation: the same bits, and the outputs freed all the same.
+#[test]
+fn conserving_memory_keeps_backward_from_exact() {
+    let desc = small_resnet();
+    let x = random(&[2, 3, 32, 32], 4);
+    let bits = |t: &Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let mut results = Vec::new();
+    for conserve in [false, true] {
+        let mut net = Network::from_desc(&desc, 3).unwrap();
+        net.set_conserve_memory(conserve);
+        net.set_input_grads(true);
+        net.forward(&[("input", &x)], Mode::Test).unwrap();
+        let kept = |net: &Network| {
+            let layers = net.layers().iter();
+            layers.filter(|l| net.var(&l.output).is_some()).count()
+        };
+        let after_forward = kept(&net);
+        let p = net.prediction().unwrap();
+        let mut seed = Tensor::zeros(p.shape()).unwrap();
+        seed.data_mut()[3] = 1.0;
+        let mut steps = 0;
+        net.backward_from("prediction", &seed, &mut |_| {
+            steps += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert!(steps > 0);
+        let freed = after_forward - kept(&net);
+        assert_eq!(freed > 0, conserve, "outputs freed");
+        let mut grads: Vec<Vec<u32>> = net.params().map(|p| bits(&p.grad)).collect();
+        grads.push(bits(net.var_grad("input").unwrap()));
+        results.push(grads);
+    }
+    assert_eq!(results[0], results[1]);
+}
