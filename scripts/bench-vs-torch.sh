@@ -53,10 +53,12 @@ for r in $(seq "$rounds"); do
   theirs | tee -a "$log"
 done
 
-# Medians per (case, figure) for each side, and ours/theirs (for times, theirs/ours,
-# so that above 1 always means ours is better).
+# Per (case, figure): each side's median, and the median over rounds of the ratio
+# of the runs taken next to each other (for times and memory theirs/ours, so that
+# above 1 always means ours is better): the pairing cancels the load that moves
+# between rounds, which the ratio of the two medians would not.
 python3 - "$log" <<'PY'
-import re, sys, statistics
+import sys, statistics
 rows = {}
 for line in open(sys.argv[1]):
     side, *fields = line.split()
@@ -69,12 +71,18 @@ for line in open(sys.argv[1]):
             continue
         rows.setdefault((case, k), {}).setdefault(side, []).append(x)
 lower_better = ("_ms", "peak_rss_mb", "test_error")
-print(f"{'case':24} {'figure':18} {'ours':>10} {'torch':>10} {'ratio':>7}")
+print(f"{'case':24} {'figure':18} {'ours':>10} {'torch':>10} {'ratio':>7}  per round")
 for (case, k), sides in rows.items():
     if k in ("threads", "batch") or "OURS" not in sides or "TORCH" not in sides:
         continue
-    o, t = statistics.median(sides["OURS"]), statistics.median(sides["TORCH"])
-    better = (t / o if o else float("nan")) if k.endswith(lower_better) else (o / t if t else float("nan"))
-    print(f"{case:24} {k:18} {o:10.2f} {t:10.2f} {better:6.2f}x")
-print("(ratio above 1: ours better; times and memory compared as theirs/ours)")
+    ours, theirs = sides["OURS"], sides["TORCH"]
+    def better(o, t):
+        if k.endswith(lower_better):
+            return t / o if o else float("nan")
+        return o / t if t else float("nan")
+    per_round = [better(o, t) for o, t in zip(ours, theirs)]
+    o, t = statistics.median(ours), statistics.median(theirs)
+    rounds = " ".join(f"{r:.2f}" for r in per_round)
+    print(f"{case:24} {k:18} {o:10.2f} {t:10.2f} {statistics.median(per_round):6.2f}x  {rounds}")
+print("(ratio: median over rounds of ours vs the baseline run next to it; above 1: ours better)")
 PY
