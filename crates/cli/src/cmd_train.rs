@@ -10,7 +10,8 @@ use convnet::data::jitter::Jitter;
 use convnet::data::normalize::Normalization;
 use convnet::data::source::Images;
 use convnet::net::{self, finetune, Network};
-use convnet::train::{self, EpochStats, Progress, Schedule, SolverKind, TrainOptions};
+use convnet::train::{self, EpochStats, GradientExchange, NoExchange, Progress, Schedule};
+use convnet::train::{SolverKind, TrainOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -384,7 +385,18 @@ pub fn run_training(
     data_train: impl Into<Images>,
     data_val: Option<impl Into<Images>>,
 ) -> Result<(Network, Vec<EpochStats>, Normalization)> {
-    let data_train = data_train.into();
+    let val = data_val.map(Into::into);
+    run_training_on(args, data_train.into(), val, &mut NoExchange)
+}
+
+/// As [`run_training`], as one rank of a data-parallel run whose gradients go through
+/// `ex`.
+pub fn run_training_on(
+    args: &Args,
+    data_train: Images,
+    data_val: Option<Images>,
+    ex: &mut dyn GradientExchange,
+) -> Result<(Network, Vec<EpochStats>, Normalization)> {
     let init = InitModel::read(args)?;
     let (c, h, w) = data_train.dims()?;
     let normalization = match &init {
@@ -393,13 +405,7 @@ pub fn run_training(
         }
         _ => normalization(&args.normalize, &data_train)?,
     };
-    train_from(
-        args,
-        data_train,
-        data_val.map(Into::into),
-        normalization,
-        init,
-    )
+    train_from(args, data_train, data_val, normalization, init, ex)
 }
 
 /// The normalisation `--normalize` names, computed on `data` where it needs statistics.
@@ -426,34 +432,44 @@ pub fn run_training_with(
     data_val: Option<impl Into<Images>>,
     normalization: Normalization,
 ) -> Result<(Network, Vec<EpochStats>, Normalization)> {
-    let init = InitModel::read(args)?;
     train_from(
         args,
         data_train.into(),
         data_val.map(Into::into),
         normalization,
-        init,
+        InitModel::read(args)?,
+        &mut NoExchange,
     )
 }
 
+/// Trains on `data_train` as one rank of a data-parallel run whose gradients go
+/// through `ex`; only rank 0 shows progress and prints.
 fn train_from(
     args: &Args,
     data_train: Images,
     data_val: Option<Images>,
     normalization: Normalization,
     init: Option<InitModel>,
+    ex: &mut dyn GradientExchange,
 ) -> Result<(Network, Vec<EpochStats>, Normalization)> {
+    let writer = ex.shard().is_writer();
+    let quiet = args.quiet || !writer;
+    let report = |line: &str| {
+        if writer {
+            report(args, line)
+        }
+    };
     let opts = options(args)?;
     let (mut network, init_line) = build_network(args, data_train.classes(), init.as_ref())?;
     drop(init);
     if let Some(line) = init_line {
-        report(args, &line);
+        report(&line);
     }
     let total = data_train.len() as u64;
     let mut bar = ProgressBar::hidden();
     let mut on_progress = |p: Progress| match p {
         Progress::EpochStart { epoch, epochs, .. } => {
-            bar = epoch_bar(args.quiet, epoch, epochs, total);
+            bar = epoch_bar(quiet, epoch, epochs, total);
         }
         Progress::Batch {
             images,
@@ -466,7 +482,7 @@ fn train_from(
         Progress::Evaluating => bar.set_message("evaluating"),
         Progress::EpochEnd { stats, .. } => {
             bar.finish_and_clear();
-            report(args, &epoch_line(stats));
+            report(&epoch_line(stats));
         }
         Progress::Findings(found) => bar.suspend(|| {
             for f in found {
@@ -474,16 +490,17 @@ fn train_from(
             }
         }),
     };
-    let run = train::train(
+    let run = train::train_with(
         &mut network,
         data_train,
         data_val,
         &normalization,
         &opts,
+        ex,
         &mut on_progress,
     )?;
     if let Some(e) = run.resumed_from {
-        if !args.quiet {
+        if !quiet {
             eprintln!("resumed after epoch {e}");
         }
     }
@@ -523,14 +540,23 @@ pub fn write_outputs_with(
     Ok(())
 }
 
+pub fn run(args: Args) -> Result<()> {
+    if crate::distributed::launched() {
+        return crate::distributed::train(args);
+    }
+    datasets::set_threads(args.threads)?;
+    run_on(args, &mut NoExchange)
+}
+
 /// How image files are fitted to the input of the network `args` trains: the test
 /// transform of the training recipe.
 pub fn fit(args: &Args) -> Result<FolderOptions> {
     Ok(datasets::fit_for(input_size(args)?, &jitter(args)))
 }
 
-pub fn run(mut args: Args) -> Result<()> {
-    datasets::set_threads(args.threads)?;
+/// Trains as `args` says as one rank of a data-parallel run (threads already set);
+/// rank 0 alone writes the outputs and prints.
+pub fn run_on(mut args: Args, ex: &mut dyn GradientExchange) -> Result<()> {
     args.epoch_lines_to_stdout = true;
     let fit = fit(&args)?;
     let train_set = datasets::load_split(args.data.as_deref(), "train", &fit)?;
@@ -538,7 +564,10 @@ pub fn run(mut args: Args) -> Result<()> {
         .with_classes(train_set.classes())
         .context("the test split's classes")?;
     let input = datasets::fit_of(&train_set);
-    let trained = run_training(&args, train_set, Some(val_set));
+    let trained = run_training_on(&args, train_set, Some(val_set), ex);
+    if !ex.shard().is_writer() {
+        return trained.map(|_| ());
+    }
     // A run stopped by a check is drawn too: that is when the picture is wanted.
     let drawn = args.diag.draw(&args.out);
     let (network, history, norm) = trained?;

@@ -3,11 +3,13 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench_allreduce;
 mod bench_conv;
 mod bench_data;
 mod bench_diagnostics;
 mod bench_lenet;
 mod bench_net;
+mod bench_scaling;
 mod cmd_cv;
 mod cmd_deploy;
 mod cmd_export;
@@ -22,6 +24,7 @@ mod cmd_train;
 mod cmd_viz;
 mod datasets;
 mod diagnose;
+mod distributed;
 mod heatmap;
 mod ocr;
 mod plot;
@@ -83,6 +86,10 @@ enum BenchCommand {
     Data(bench_data::Args),
     /// VGG-16, ResNet-18 or AlexNet: batch-1 latency, training speed, memory, as torch_nets.py
     Net(bench_net::Args),
+    /// All-reduce throughput for the gradient sizes of LeNet, ResNet-18 and VGG-16, across the ranks it is launched with (mpirun -np N)
+    Allreduce(bench_allreduce::Args),
+    /// Data-parallel scaling over 1-256 nodes, modelled from one node's measured step times and a ring all-reduce
+    Scaling(bench_scaling::Args),
 }
 
 fn main() {
@@ -99,6 +106,8 @@ fn main() {
         Command::Bench(BenchCommand::Diagnostics(a)) => bench_diagnostics::run(a),
         Command::Bench(BenchCommand::Data(a)) => bench_data::run(a),
         Command::Bench(BenchCommand::Net(a)) => bench_net::run(a),
+        Command::Bench(BenchCommand::Allreduce(a)) => bench_allreduce::run(a),
+        Command::Bench(BenchCommand::Scaling(a)) => bench_scaling::run(a),
         Command::Linear(c) => cmd_linear::run(c),
         Command::Ocr(c) => cmd_ocr::run(c),
         Command::Cv(a) => cmd_cv::run(a),
@@ -109,7 +118,9 @@ fn main() {
         Command::Deploy(a) => cmd_deploy::run(a),
     };
     if let Err(e) = result {
-        eprintln!("convnet: error: {}", chain(&e));
+        // One write, so that under mpirun the line reaches the terminal whole.
+        let line = format!("convnet: error: {}\n", chain(&e));
+        eprint!("{line}");
         std::process::exit(1);
     }
 }

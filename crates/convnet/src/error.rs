@@ -42,6 +42,10 @@ pub enum Error {
     /// Anything else the caller asked for that cannot be done.
     #[error("{0}")]
     Invalid(String),
+    /// A data-parallel run that cannot go on, found alike by every rank (a batch that
+    /// does not split over the ranks, ranks that disagree on options or weights).
+    #[error("{0}")]
+    Distributed(String),
     #[error("{path}: {source}")]
     Io {
         path: String,

@@ -257,6 +257,8 @@ fn observed_backward_hands_over_each_gradient_once_it_is_final() {
         names,
         ["fc.weight", "fc.bias", "shared.weight", "shared.bias"]
     );
+    let listed: Vec<&str> = net.ready_order().iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(listed, names, "ready_order lists the hand-over order");
     for (name, g) in &seen {
         assert_eq!(
             &net.param(name).unwrap().grad,

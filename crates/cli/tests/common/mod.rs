@@ -67,6 +67,16 @@ pub fn fails_with(o: Output, needles: &[&str]) -> String {
 
 /// `convnet train --data DATA --out OUT --threads 2 EXTRA...`.
 pub fn train_loud(data: &Path, out: &Path, extra: &[&str]) -> Output {
+    convnet(&train_args(data, out, "2", extra))
+}
+
+/// The arguments of `convnet train --data DATA --out OUT --threads THREADS EXTRA...`.
+pub fn train_args<'a>(
+    data: &'a Path,
+    out: &'a Path,
+    threads: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
     let mut args = vec![
         "train",
         "--data",
@@ -74,10 +84,10 @@ pub fn train_loud(data: &Path, out: &Path, extra: &[&str]) -> Output {
         "--out",
         out.to_str().unwrap(),
         "--threads",
-        "2",
+        threads,
     ];
     args.extend_from_slice(extra);
-    convnet(&args)
+    args
 }
 
 /// `convnet train` on the data folder `data` into `out`, on 2 threads, quietly, with

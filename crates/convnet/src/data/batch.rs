@@ -17,6 +17,7 @@ use rayon::prelude::*;
 
 use super::jitter::Jitter;
 use super::normalize::Normalization;
+use super::shard::Shard;
 use super::source::Images;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -77,6 +78,9 @@ pub struct BatchOptions {
     /// Threads that decode, jitter and normalise the images of a batch (their number
     /// changes the speed only, never the batches).
     pub workers: usize,
+    /// This process's share of every batch (data-parallel training); the batches keep
+    /// their global size and order, each rank gathers only its own part.
+    pub shard: Shard,
 }
 
 impl BatchOptions {
@@ -91,6 +95,7 @@ impl BatchOptions {
             normalization: Normalization::None,
             prefetch: true,
             workers: rayon::current_num_threads(),
+            shard: Shard::WHOLE,
         }
     }
 }
@@ -130,6 +135,7 @@ impl Batcher {
         data.check_jitter(&opts.jitter)?;
         let (c, h, w) = data.dims()?;
         opts.normalization.check(c, h, w)?;
+        Shard::new(opts.shard.rank, opts.shard.ranks)?;
         let workers = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.workers.max(1))
             .thread_name(|i| format!("convnet-data-{i}"))
@@ -169,7 +175,16 @@ impl Batcher {
         }
     }
 
-    /// The data set indices of batch `batch` of epoch `epoch`.
+    /// The number of images in batch `batch` over all ranks.
+    pub fn global_batch_len(&self, batch: usize) -> usize {
+        let b = self.opts.batch_size;
+        self.data
+            .len()
+            .saturating_sub(batch.saturating_mul(b))
+            .min(b)
+    }
+
+    /// The data set indices of this rank's part of batch `batch` of epoch `epoch`.
     pub fn indices(&self, epoch: usize, batch: usize) -> Result<Vec<usize>> {
         self.slice(&self.order(epoch), batch).map(<[usize]>::to_vec)
     }
@@ -183,7 +198,8 @@ impl Batcher {
                 self.len()
             )));
         }
-        Ok(&order[start..(start + b).min(order.len())])
+        let global = &order[start..(start + b).min(order.len())];
+        Ok(&global[self.opts.shard.range(global.len())])
     }
 
     /// Image `i` of epoch `epoch`: decoded, jittered and normalised.
@@ -442,6 +458,40 @@ mod tests {
         assert_ne!(collect(&pre, 0), collect(&pre, 1));
         let resumed: Vec<Batch> = pre.epoch_from(1, 3).unwrap().map(|r| r.unwrap()).collect();
         assert_eq!(resumed, collect(&pre, 1)[3..]);
+    }
+
+    #[test]
+    fn batch_shards_together_make_the_global_batch() {
+        let mut opts = BatchOptions::new(6, 5);
+        opts.jitter = Jitter {
+            translate: 1.0,
+            ..Jitter::none()
+        };
+        // 13 images: the last batch has one image, so some ranks get none.
+        for n in [23, 13] {
+            let whole = Batcher::new(ds(n), opts.clone()).unwrap();
+            let expected = collect(&whole, 1);
+            for ranks in [2, 3, 4] {
+                let parts: Vec<Vec<Batch>> = (0..ranks)
+                    .map(|r| {
+                        let mut o = opts.clone();
+                        o.shard = Shard::new(r, ranks).unwrap();
+                        collect(&Batcher::new(ds(n), o).unwrap(), 1)
+                    })
+                    .collect();
+                for (b, (x, labels)) in expected.iter().enumerate() {
+                    assert_eq!(whole.global_batch_len(b), labels.len());
+                    let pixels: Vec<f32> =
+                        parts.iter().flat_map(|p| p[b].0.data().to_vec()).collect();
+                    let got: Vec<usize> = parts.iter().flat_map(|p| p[b].1.clone()).collect();
+                    assert_eq!(
+                        (&pixels[..], &got),
+                        (x.data(), labels),
+                        "{ranks} ranks, batch {b}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

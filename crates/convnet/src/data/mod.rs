@@ -9,4 +9,5 @@ pub mod idx;
 pub mod jitter;
 pub mod letters;
 pub mod normalize;
+pub mod shard;
 pub mod source;

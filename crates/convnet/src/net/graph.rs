@@ -538,6 +538,17 @@ impl Network {
         Ok(id)
     }
 
+    /// The trained parameters in the order [`Network::backward_observed`] hands them
+    /// over as ready (a rank with no images in a batch takes part in the gradient
+    /// exchange in that order all the same).
+    pub fn ready_order(&self) -> Vec<&Param> {
+        let at = self.last_users();
+        at.iter()
+            .rev()
+            .flat_map(|ps| ps.iter().map(|&p| &self.params[p]))
+            .collect()
+    }
+
     /// Per layer (execution order), the trained parameters it is the first user of:
     /// in backward order, their gradients are final once that layer is done.
     fn last_users(&self) -> Vec<Vec<usize>> {

@@ -2,6 +2,7 @@
 
 use crate::data::batch::{BatchOptions, Batcher};
 use crate::data::normalize::Normalization;
+use crate::data::shard::Shard;
 use crate::data::source::Images;
 use crate::error::{Error, Result};
 use crate::net::{Mode, Network};
@@ -47,6 +48,33 @@ impl Tally {
         self.top1 += ranks.iter().filter(|&&r| r >= 1).count();
         self.top5 += ranks.iter().filter(|&&r| r >= 5).count();
         Ok(())
+    }
+
+    /// The counts as numbers to sum over the ranks of a data-parallel run.
+    pub fn sums(&self) -> [f64; 4] {
+        [
+            self.images as f64,
+            self.objective,
+            self.top1 as f64,
+            self.top5 as f64,
+        ]
+    }
+
+    /// A tally from [`Tally::sums`] (summed over ranks).
+    pub fn from_sums(s: [f64; 4]) -> Self {
+        Tally {
+            images: s[0] as usize,
+            objective: s[1],
+            top1: s[2] as usize,
+            top5: s[3] as usize,
+        }
+    }
+
+    pub fn merge(&mut self, other: &Tally) {
+        self.images += other.images;
+        self.objective += other.objective;
+        self.top1 += other.top1;
+        self.top5 += other.top5;
     }
 
     pub fn mean_objective(&self) -> f64 {
@@ -123,17 +151,33 @@ pub fn evaluate(
     normalization: &Normalization,
     batch_size: usize,
 ) -> Result<Evaluation> {
+    evaluate_shard(net, data, normalization, batch_size, Shard::WHOLE)
+}
+
+/// [`evaluate`] on this rank's share of every batch only (data-parallel evaluation:
+/// the ranks' tallies add up to the whole set's; `predicted` lists this share's images).
+pub fn evaluate_shard(
+    net: &mut Network,
+    data: impl Into<Images>,
+    normalization: &Normalization,
+    batch_size: usize,
+    shard: Shard,
+) -> Result<Evaluation> {
     let data = data.into();
     let k = data.classes().len();
     let mut opts = BatchOptions::new(batch_size, 0);
     opts.shuffle = false;
     opts.normalization = normalization.clone();
+    opts.shard = shard;
     let batcher = Batcher::new(data, opts)?;
     let mut tally = Tally::default();
     let mut confusion = vec![vec![0usize; k]; k];
     let mut predicted = Vec::with_capacity(batcher.data().len());
     for batch in batcher.epoch(0)? {
         let (x, labels) = batch?;
+        if labels.is_empty() {
+            continue;
+        }
         let y = label_tensor(&labels)?;
         net.forward(&[("input", &x), ("label", &y)], Mode::Test)?;
         let scores = net

@@ -2,12 +2,23 @@
 //! gradients, update; statistics per epoch on training and validation data; a
 //! checkpoint after every epoch; divergence checks after every step; per-layer
 //! diagnostics on a few batches and checks for a run in which nothing happens.
+//!
+//! Data-parallel runs ([`train_with`]): each rank takes its share of every global
+//! batch, the gradients are summed over the ranks by a [`GradientExchange`] while
+//! backward runs, and the solver divides by the global batch size, so N ranks make the
+//! update one process makes on the same batch. Batch normalisation uses each rank's
+//! own batch moments; the running moments are averaged over the ranks after every
+//! epoch. The ranks compare a checksum of the weights after every epoch; rank 0 alone
+//! writes checkpoints and diagnostics. Diagnostics describe rank 0's share of each
+//! batch (its objective, layer outputs and derivatives) and the summed gradients;
+//! rank 0 alone judges them, and a stop it decides reaches every rank.
 
 use super::checkpoint::{self, Same};
 use super::diagnostics::{DiagnoseOptions, Diagnostics, Finding, Monitor};
+use super::exchange::{self, GradientExchange, NoExchange};
 use super::schedule::Schedule;
 use super::solver::{ParamSlot, Solver, SolverKind};
-use super::stats::{evaluate, label_tensor, EpochStats, Tally};
+use super::stats::{evaluate_shard, label_tensor, EpochStats, Tally};
 use crate::data::batch::{derive_seed, BatchOptions, Batcher};
 use crate::data::jitter::Jitter;
 use crate::data::normalize::Normalization;
@@ -134,10 +145,37 @@ pub fn train(
     opts: &TrainOptions,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<TrainRun> {
+    train_with(
+        net,
+        train_set,
+        val_set,
+        normalization,
+        opts,
+        &mut NoExchange,
+        progress,
+    )
+}
+
+/// [`train`] as one rank of a data-parallel run whose ranks combine their gradients
+/// through `ex` (every rank calls it with the same options and data). Rank 0 alone
+/// writes checkpoints; every rank reads them on `resume`, so `out_dir` must be one all
+/// ranks see. Every rank returns the same history and model.
+pub fn train_with(
+    net: &mut Network,
+    train_set: impl Into<Images>,
+    val_set: Option<impl Into<Images>>,
+    normalization: &Normalization,
+    opts: &TrainOptions,
+    ex: &mut dyn GradientExchange,
+    progress: &mut dyn FnMut(Progress),
+) -> Result<TrainRun> {
     opts.schedule.validate()?;
     if opts.epochs == 0 {
         return Err(Error::Invalid("train: --epochs must be at least 1".into()));
     }
+    let train_set: Images = train_set.into();
+    let shard = ex.shard();
+    shard.check_batch(opts.batch_size)?;
     let mut solver = Solver::new(opts.solver, opts.weight_decay)?;
     let identity = run_identity(net, opts, normalization)?;
     let mut history = Vec::new();
@@ -159,12 +197,22 @@ pub fn train(
             resumed_from = Some(r.epoch);
         }
     }
-    if let Some(dir) = &opts.out_dir {
+    if shard.ranks > 1 {
+        let hint = "; each rank reads the checkpoints of the --out folder, which must be one all ranks see";
+        let resumed = resumed_from.map_or(0, |e| e as u64);
+        exchange::agree(ex, "the checkpoint to resume from", resumed, hint)?;
+        let fp = exchange::data_fingerprint(&train_set)?;
+        exchange::agree(ex, "the training data", fp, "")?;
+        let w = exchange::weights_checksum(net);
+        exchange::agree(ex, "the initial weights", w, "")?;
+    }
+    if let (Some(dir), true) = (&opts.out_dir, shard.is_writer()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
     let mut bopts = BatchOptions::new(opts.batch_size, opts.seed);
     bopts.jitter = opts.jitter.clone();
     bopts.normalization = normalization.clone();
+    bopts.shard = shard;
     let batcher = Batcher::new(train_set, bopts)?;
     let val_set: Option<Images> = val_set.map(Into::into);
     let mut last_good =
@@ -196,31 +244,42 @@ pub fn train(
                     .map(|p| format!(" (the last good checkpoint, {}, is intact)", p.display()))
                     .unwrap_or_default(),
             };
-            net.set_rng_seed(derive_seed(&[
-                opts.seed,
-                STREAM_DROPOUT,
-                epoch as u64,
-                b as u64,
-            ]));
-            net.forward(
-                &[("input", &x), ("label", &label_tensor(&labels)?)],
-                Mode::Train,
-            )?;
-            let objective = net
-                .objective()
-                .ok_or_else(|| Error::Invalid("the network computes no 'objective'".into()))?;
-            if !objective.is_finite() {
+            // Rank 0 draws the masks a one-process run draws; the others their own.
+            let mut stream = vec![opts.seed, STREAM_DROPOUT, epoch as u64, b as u64];
+            stream.extend((shard.rank > 0).then_some(shard.rank as u64));
+            net.set_rng_seed(derive_seed(&stream));
+            let mut mine = Tally::default();
+            if !labels.is_empty() {
+                net.forward(
+                    &[("input", &x), ("label", &label_tensor(&labels)?)],
+                    Mode::Train,
+                )?;
+                let objective = net
+                    .objective()
+                    .ok_or_else(|| Error::Invalid("the network computes no 'objective'".into()))?;
+                let scores = net.prediction().ok_or_else(|| {
+                    Error::Invalid("the network has no 'prediction' variable".into())
+                })?;
+                mine.add(objective as f64, scores, &labels)?;
+                monitor.after_forward(net, epoch + 1, b, batcher.len(), labels.len(), lr);
+            }
+            // The batch's statistics travel with its gradients: every rank sees the
+            // summed objective, so all stop alike on a NaN.
+            let mut sums = mine.sums();
+            if labels.is_empty() {
+                exchange::exchange_nothing(net, ex, &mut sums)?;
+            } else {
+                net.backward_observed(1.0, &mut |step| {
+                    monitor.on_backward(&step);
+                    ex.ready(step.ready)
+                })?;
+                ex.finish(net, &mut sums)?;
+            }
+            let all = Tally::from_sums(sums);
+            if !all.objective.is_finite() {
                 return Err(diverged(first_nonfinite_output(net)));
             }
-            monitor.after_forward(net, epoch + 1, b, batcher.len(), labels.len(), lr);
-            let scores = net
-                .prediction()
-                .ok_or_else(|| Error::Invalid("the network has no 'prediction' variable".into()))?;
-            tally.add(objective as f64, scores, &labels)?;
-            net.backward_observed(1.0, &mut |step| {
-                monitor.on_backward(&step);
-                Ok(())
-            })?;
+            tally.merge(&all);
             if let Some(p) = net.params().find(|p| !p.grad.all_finite()) {
                 return Err(diverged(format!(
                     "the gradient of '{}' in layer '{}' is not finite",
@@ -228,30 +287,54 @@ pub fn train(
                 )));
             }
             monitor.before_update(net);
-            update(net, &mut solver, lr, labels.len())?;
+            let images = batcher.global_batch_len(b);
+            update(net, &mut solver, lr, images)?;
             if let Some(p) = net.params().find(|p| !p.value.all_finite()) {
                 return Err(diverged(format!(
                     "the update made '{}' in layer '{}' not finite (learning rate {lr})",
                     p.name, p.layer
                 )));
             }
-            monitor.after_update(net, lr, labels.len());
+            monitor.after_update(net, lr, images);
             progress(Progress::Batch {
                 batch: b + 1,
-                images: labels.len(),
+                images: all.images,
                 mean_objective: tally.mean_objective(),
             });
             if b + 1 < batcher.len() {
                 let found = monitor.check(epoch + 1, b, batcher.len(), lr, net);
-                report(&monitor, &found, opts, last_good.as_deref(), progress)?;
+                let at = (epoch + 1, b + 1);
+                report(
+                    &monitor,
+                    &found,
+                    at,
+                    opts,
+                    last_good.as_deref(),
+                    ex,
+                    progress,
+                )?;
             }
         }
         let seconds = started.elapsed().as_secs_f64();
         progress(Progress::Evaluating);
+        exchange::average_buffers(net, ex)?;
         let val = match &val_set {
-            Some(v) => Some(evaluate(net, v.clone(), normalization, opts.batch_size)?.tally),
+            Some(v) => {
+                let e = evaluate_shard(net, v.clone(), normalization, opts.batch_size, shard)?;
+                let mut sums = e.tally.sums();
+                ex.sum(&mut sums)?;
+                Some(Tally::from_sums(sums))
+            }
             None => None,
         };
+        if shard.ranks > 1 {
+            let hint = format!(
+                " after epoch {}: the weights drifted apart (the last checkpoint is intact)",
+                epoch + 1
+            );
+            let w = exchange::weights_checksum(net);
+            exchange::agree(ex, "the weights", w, &hint)?;
+        }
         history.push(EpochStats {
             epoch: epoch + 1,
             lr,
@@ -265,12 +348,12 @@ pub fn train(
             data_wait: batches.waited().as_secs_f64() / seconds.max(1e-9),
         });
         let saved = match &opts.out_dir {
-            Some(dir) => {
+            Some(dir) if shard.is_writer() => {
                 let p = checkpoint::save(dir, epoch + 1, net, &solver, &history, &identity)?;
                 checkpoint::prune(dir, epoch + 1, opts.keep_checkpoints)?;
                 Some(p)
             }
-            None => None,
+            _ => None,
         };
         if let Some(stats) = history.last() {
             progress(Progress::EpochEnd {
@@ -279,14 +362,23 @@ pub fn train(
             });
         }
         last_good = saved.or(last_good);
-        if let Some(dir) = &opts.out_dir {
+        if let (Some(dir), true) = (&opts.out_dir, shard.is_writer()) {
             monitor.save(dir)?;
         }
         // The epoch's last batch is checked once its checkpoint exists, so that a stop
         // keeps it.
         let last = batcher.len().saturating_sub(1);
         let found = monitor.check(epoch + 1, last, batcher.len(), lr, net);
-        report(&monitor, &found, opts, last_good.as_deref(), progress)?;
+        let at = (epoch + 1, last + 1);
+        report(
+            &monitor,
+            &found,
+            at,
+            opts,
+            last_good.as_deref(),
+            ex,
+            progress,
+        )?;
     }
     Ok(TrainRun {
         history,
@@ -296,22 +388,39 @@ pub fn train(
 }
 
 /// Hands findings to the caller and stops the run when asked, with the diagnostics
-/// written.
+/// written. In a data-parallel run rank 0 alone reports and decides (the other ranks
+/// see other images, so their findings could differ), and its decision to stop at
+/// batch `at` (epoch, batch; 1-based) reaches every rank, so that all end alike.
 fn report(
     monitor: &Monitor,
     found: &[Finding],
+    at: (usize, usize),
     opts: &TrainOptions,
     last_good: Option<&std::path::Path>,
+    ex: &mut dyn GradientExchange,
     progress: &mut dyn FnMut(Progress),
 ) -> Result<()> {
-    if found.is_empty() {
-        return Ok(());
+    let shard = ex.shard();
+    let mut stop = None;
+    if shard.is_writer() && !found.is_empty() {
+        if let Some(dir) = &opts.out_dir {
+            monitor.save(dir)?;
+        }
+        progress(Progress::Findings(found));
+        stop = monitor.stop(found, last_good);
     }
-    if let Some(dir) = &opts.out_dir {
-        monitor.save(dir)?;
+    if shard.ranks > 1 && opts.diagnose.stop_on_stall {
+        let decided = ex.all_gather(stop.is_some() as u64)?[0] == 1;
+        if decided && stop.is_none() {
+            stop = Some(Error::Stalled {
+                epoch: at.0,
+                batch: at.1,
+                what: "rank 0's diagnostics stopped the run".into(),
+                hint: String::new(),
+            });
+        }
     }
-    progress(Progress::Findings(found));
-    monitor.stop(found, last_good).map_or(Ok(()), Err)
+    stop.map_or(Ok(()), Err)
 }
 
 /// The update step: the gradients are already aggregated over the batch (and, in a
