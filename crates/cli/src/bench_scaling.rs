@@ -10,7 +10,8 @@ use anyhow::{Context, Result};
 use convnet::gradcheck::random;
 use convnet::net::{zoo, Mode, Network};
 use convnet::train::exchange::Buckets;
-use convnet::train::solver::{ParamSlot, Solver, SolverKind};
+use convnet::train::trainer::update;
+use convnet::train::{Solver, SolverKind};
 use convnet::Tensor;
 use std::time::Instant;
 
@@ -145,16 +146,7 @@ fn measure(name: &str, steps: usize) -> Result<NetCost> {
         let t1 = Instant::now();
         net.backward(1.0)?;
         let t2 = Instant::now();
-        let mut slots: Vec<ParamSlot> = net
-            .params_mut()
-            .map(|p| ParamSlot {
-                value: p.value.data_mut(),
-                grad: p.grad.data(),
-                lr_mult: p.lr_mult,
-                decay_mult: p.decay_mult,
-            })
-            .collect();
-        solver.step(&mut slots, 1e-6, batch)?;
+        update(&mut net, &mut solver, 1e-6, batch)?;
         if step > 0 {
             fwd += (t1 - t0).as_secs_f64();
             bwd += (t2 - t1).as_secs_f64();

@@ -12,6 +12,8 @@ use convnet::train::exchange::Buckets;
 use convnet::train::GradientExchange;
 use convnet::{Error, Result};
 use mpi::collective::{CommunicatorCollectives, SystemOperation};
+use mpi::datatype::Equivalence;
+use mpi::request::{Request, Scope};
 use mpi::topology::{Communicator, SimpleCommunicator};
 use std::collections::HashMap;
 use std::sync::mpsc::{channel, Receiver, Sender};
@@ -72,7 +74,7 @@ impl MpiExchange {
                 let world = SimpleCommunicator::world();
                 for mut b in todo {
                     b.recv.resize(b.send.len(), 0.0);
-                    world.all_reduce_into(&b.send[..], &mut b.recv[..], SystemOperation::sum());
+                    all_reduce_sum(&world, &b.send, &mut b.recv);
                     if finished.send(b).is_err() {
                         return;
                     }
@@ -119,6 +121,34 @@ impl MpiExchange {
             .map_err(|_| thread_gone())?;
         self.sent += 1;
         Ok(())
+    }
+}
+
+/// Sums `send` over the ranks into `recv`.
+pub fn all_reduce_sum<T: Equivalence>(world: &SimpleCommunicator, send: &[T], recv: &mut [T]) {
+    mpi::request::scope(|scope| {
+        wait_gently(world.immediate_all_reduce_into(scope, send, recv, SystemOperation::sum()))
+    });
+}
+
+/// Waits for `req` without taking a core: Open MPI waits in a blocking collective by
+/// polling flat out, which takes the core from this rank's training threads (and
+/// from the other ranks on a shared or oversubscribed machine); testing a
+/// non-blocking one, then napping between tests once the first 20 us have passed,
+/// costs next to nothing while the other ranks catch up.
+fn wait_gently<'a, D: ?Sized, S: Scope<'a>>(mut req: Request<'a, D, S>) {
+    const SPIN: Duration = Duration::from_micros(20);
+    let started = Instant::now();
+    loop {
+        req = match req.test() {
+            Ok(_) => return,
+            Err(r) => r,
+        };
+        if started.elapsed() < SPIN {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(SPIN);
+        }
     }
 }
 
@@ -184,14 +214,18 @@ impl GradientExchange for MpiExchange {
 
     fn sum(&mut self, values: &mut [f64]) -> Result<()> {
         let mine = values.to_vec();
-        self.world
-            .all_reduce_into(&mine[..], values, SystemOperation::sum());
+        all_reduce_sum(&self.world, &mine, values);
         Ok(())
     }
 
     fn all_gather(&mut self, value: u64) -> Result<Vec<u64>> {
         let mut all = vec![0u64; self.shard.ranks];
-        self.world.all_gather_into(&value, &mut all[..]);
+        mpi::request::scope(|scope| {
+            wait_gently(
+                self.world
+                    .immediate_all_gather_into(scope, &value, &mut all[..]),
+            )
+        });
         Ok(all)
     }
 }

@@ -4,25 +4,16 @@
 //! end every rank with status 1; an error of one rank alone is printed with its rank
 //! and ends the job with `MPI_Abort`, so that no rank waits for a dead one.
 
-use super::exchange::MpiExchange;
+use super::exchange::{all_reduce_sum, MpiExchange};
 use crate::cmd_train::{self, Args};
 use crate::datasets;
 use anyhow::Result;
 use convnet::train::exchange::{agree, text_hash, Buckets};
 use convnet::train::GradientExchange;
 use mpi::topology::{Communicator, SimpleCommunicator};
-use mpi::traits::CommunicatorCollectives;
 use mpi::Threading;
 
-const YIELD: &str = "OMPI_MCA_mpi_yield_when_idle";
-
 pub fn train(args: Args) -> Result<()> {
-    // Open MPI polls while it waits; yielding then leaves the core to the training
-    // threads of this rank (measured on 2 ranks of 2 cores: 1037 img/s against 508
-    // without). Read at MPI_Init; a value the user set stays.
-    if std::env::var_os(YIELD).is_none() {
-        std::env::set_var(YIELD, "1");
-    }
     let (universe, threading) = mpi::initialize_with_threading(Threading::Multiple)
         .ok_or_else(|| anyhow::anyhow!("MPI was initialised twice"))?;
     let world = universe.world();
@@ -63,12 +54,9 @@ fn run(world: &SimpleCommunicator, threading: Threading, args: Args) -> Result<(
     }
     let local = world.split_shared(world.rank());
     let (ranks_here, first_here) = (local.size() as usize, local.rank() == 0);
-    let mut nodes = 0u64;
-    world.all_reduce_into(
-        &(first_here as u64),
-        &mut nodes,
-        mpi::collective::SystemOperation::sum(),
-    );
+    let mut nodes = [0u64];
+    all_reduce_sum(world, &[first_here as u64], &mut nodes);
+    let nodes = nodes[0];
     let threads = args.threads.unwrap_or_else(|| default_threads(ranks_here));
     datasets::set_threads(Some(threads))?;
     let overlap = std::env::var("CONVNET_MPI_OVERLAP").map_or(true, |v| v != "0");
