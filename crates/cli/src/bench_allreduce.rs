@@ -50,6 +50,7 @@ pub fn run(_: Args) -> Result<()> {
 
 #[cfg(feature = "mpi")]
 pub fn run(args: Args) -> Result<()> {
+    use crate::distributed::exchange::all_reduce_sum;
     use mpi::collective::{CommunicatorCollectives, SystemOperation};
     use mpi::topology::Communicator;
 
@@ -84,7 +85,8 @@ pub fn run(args: Args) -> Result<()> {
         for rep in 0..=args.reps {
             world.barrier();
             let t0 = mpi::time();
-            world.all_reduce_into(&send[..], &mut recv[..], SystemOperation::sum());
+            // As training sums its gradients.
+            all_reduce_sum(&world, &send, &mut recv);
             let mine = mpi::time() - t0;
             // The slowest rank's time is the collective's.
             let mut slowest = 0f64;

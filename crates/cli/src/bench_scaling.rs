@@ -7,8 +7,9 @@
 //! the model and checks it against runs on 2 and 3 ranks.
 
 use anyhow::{Context, Result};
+use convnet::blocks::loss::LossKind;
 use convnet::gradcheck::random;
-use convnet::net::{zoo, Mode, Network};
+use convnet::net::{zoo, LayerDesc, LayerKind, Mode, NetDesc, Network};
 use convnet::train::exchange::Buckets;
 use convnet::train::trainer::update;
 use convnet::train::{Solver, SolverKind};
@@ -108,6 +109,38 @@ pub fn throughput(c: &NetCost, batch: usize, nodes: usize, link: Link) -> (f64, 
     (batch as f64 / t, t1 / t / nodes as f64)
 }
 
+/// How many times faster than `c` a node may compute (forward, backward and update
+/// alike) before the efficiency on `nodes` nodes falls below `floor`: the margin left
+/// to communication. 0 when it is below already.
+pub fn headroom(c: &NetCost, batch: usize, nodes: usize, link: Link, floor: f64) -> f64 {
+    let eff = |f: f64| {
+        let fast = NetCost {
+            forward: c.forward / f,
+            backward: c.backward / f,
+            update: c.update / f,
+            ..c.clone()
+        };
+        throughput(&fast, batch, nodes, link).1
+    };
+    if eff(1.0) < floor {
+        return 0.0;
+    }
+    let (mut lo, mut hi) = (1.0f64, 1e9f64);
+    if eff(hi) >= floor {
+        return hi;
+    }
+    // Efficiency falls as compute gets faster: bisect on a log scale.
+    for _ in 0..100 {
+        let mid = (lo * hi).sqrt();
+        if eff(mid) >= floor {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 fn default_batch(name: &str) -> usize {
     if name == "lenet" {
         100
@@ -125,6 +158,7 @@ fn measure(name: &str, steps: usize) -> Result<NetCost> {
             zoo::NAMES.join(", ")
         )
     })?;
+    let desc = with_loss(desc);
     let mut net = Network::from_desc(&desc, 1)?;
     let [h, w, c] = desc.input_size().context("the network has no input size")?;
     let batch = match name {
@@ -161,6 +195,30 @@ fn measure(name: &str, steps: usize) -> Result<NetCost> {
         bwd / n / batch as f64,
         upd / n,
     ))
+}
+
+/// `desc` as trained: a network as distributed for deployment (VGG-16) ends in a
+/// softmax after `prediction`, which the softmax log-loss replaces.
+fn with_loss(mut desc: NetDesc) -> NetDesc {
+    if desc
+        .layers
+        .iter()
+        .any(|l| matches!(l.kind, LayerKind::Loss(_)))
+    {
+        return desc;
+    }
+    if let Some(p) = desc
+        .layers
+        .iter()
+        .position(|l| l.outputs.iter().any(|o| o == "prediction"))
+    {
+        desc.layers.truncate(p + 1);
+    }
+    let mut loss = LayerDesc::new("loss", LayerKind::Loss(LossKind::SoftmaxLog));
+    loss.inputs = vec!["prediction".into(), "label".into()];
+    loss.outputs = vec!["objective".into()];
+    desc.layers.push(loss);
+    desc
 }
 
 fn cost_of(name: &str, net: &Network, forward: f64, backward: f64, update: f64) -> NetCost {
@@ -209,36 +267,36 @@ pub fn run(args: Args) -> Result<()> {
     );
     let mut result = String::from("RESULT");
     for name in &args.nets {
-        let cost = match args
+        let spec = args
             .times
             .iter()
-            .find(|t| t.split('=').next() == Some(name))
-        {
-            Some(spec) => given(spec)?,
-            None => measure(name, args.steps)?,
+            .find(|t| t.split('=').next() == Some(name));
+        let (cost, node) = match spec {
+            Some(spec) => (given(spec)?, "times given".to_string()),
+            None => {
+                let s = if threads == 1 { "" } else { "s" };
+                (measure(name, args.steps)?, format!("{threads} thread{s}"))
+            }
         };
         let batch = args.batch.unwrap_or_else(|| default_batch(name));
-        print_table(&cost, batch, threads, &args, &links);
-        for (&g, &link) in args.links.iter().zip(&links) {
-            let (_, e16) = throughput(&cost, batch, 16, link);
-            result += &format!(" {name}_eff16_{g}gbps={e16:.3}");
-        }
+        result += &print_table(&cost, batch, &node, &args, &links);
     }
     println!("{result}");
     Ok(())
 }
 
-fn print_table(c: &NetCost, batch: usize, threads: usize, args: &Args, links: &[Link]) {
+/// Prints the table of `c` and its summary; returns the RESULT fields (efficiency at
+/// 16 nodes, or the nearest node count the batch splits over).
+fn print_table(c: &NetCost, batch: usize, node: &str, args: &Args, links: &[Link]) -> String {
     let mb = |floats: usize| floats as f64 * 4.0 / 1e6;
     println!(
-        "\n{}: {:.2} M parameters, {:.1} MB of gradients in {} bucket{} (the last {:.2} MB); one node ({threads} thread{}): forward {:.2} ms + backward {:.2} ms per image, update {:.2} ms per step; global batch {batch}",
+        "\n{}: {:.2} M parameters, {:.1} MB of gradients in {} bucket{} (the last {:.2} MB); one node ({node}): forward {:.2} ms + backward {:.2} ms per image, update {:.2} ms per step; global batch {batch}",
         c.name,
         c.params as f64 / 1e6,
         mb(c.params),
         c.buckets.len(),
         if c.buckets.len() == 1 { "" } else { "s" },
         mb(c.buckets.last().copied().unwrap_or(0)),
-        if threads == 1 { "" } else { "s" },
         c.forward * 1e3,
         c.backward * 1e3,
         c.update * 1e3
@@ -267,6 +325,13 @@ fn print_table(c: &NetCost, batch: usize, threads: usize, args: &Args, links: &[
         }
         println!("{row}");
     }
+    let at = divisors
+        .iter()
+        .copied()
+        .filter(|&n| n <= 16)
+        .max()
+        .unwrap_or(1);
+    let mut result = String::new();
     for (g, &link) in args.links.iter().zip(links) {
         // Over the node counts the batch splits evenly over.
         let eff = |n: usize| throughput(c, batch, n, link).1;
@@ -284,13 +349,19 @@ fn print_table(c: &NetCost, batch: usize, threads: usize, args: &Args, links: &[
             .copied()
             .max_by(|&a, &b| ips(a).total_cmp(&ips(b)))
             .unwrap_or(1);
+        let margin = match headroom(c, batch, at, link, 0.9) {
+            f if f == 0.0 => format!("at {at} nodes it is below 90% already"),
+            f => format!("at {at} nodes, 90% holds for nodes up to {f:.1} times faster"),
+        };
         println!(
-            "{g} Gb/s: efficiency at least 90% up to {} nodes, 50% up to {}; images/s peak at {peak} nodes ({:.1} images/s)",
+            "{g} Gb/s: efficiency at least 90% up to {} nodes, 50% up to {}; images/s peak at {peak} nodes ({:.1} images/s); {margin}",
             last_at(0.9),
             last_at(0.5),
-            throughput(c, batch, peak, link).0
+            ips(peak),
         );
+        result += &format!(" {}_eff{at}_{g}gbps={:.3}", c.name, eff(at));
     }
+    result
 }
 
 #[cfg(test)]
@@ -335,6 +406,35 @@ mod tests {
         let slow = Link::gbit(0.008, 0.0); // 1 MB/s
         let t = step_seconds(&c, 100, 2, slow);
         assert!((t - (0.5 + 4.0 + 8.0 + 0.005)).abs() < 1e-9, "{t}");
+    }
+
+    #[test]
+    fn scaling_headroom_is_where_efficiency_crosses_the_floor() {
+        let c = cost();
+        let link = Link::gbit(8.0, 0.0);
+        let f = headroom(&c, 100, 2, link, 0.9);
+        let fast = |k: f64| NetCost {
+            forward: c.forward / k,
+            backward: c.backward / k,
+            update: c.update / k,
+            ..c.clone()
+        };
+        assert!(
+            (throughput(&fast(f), 100, 2, link).1 - 0.9).abs() < 1e-6,
+            "{f}"
+        );
+        assert!(throughput(&fast(f * 1.01), 100, 2, link).1 < 0.9);
+        assert_eq!(headroom(&c, 100, 2, Link::gbit(1e-6, 0.0), 0.9), 0.0);
+    }
+
+    #[test]
+    fn scaling_trains_a_network_distributed_without_a_loss() {
+        let vgg = with_loss(zoo::get("vgg16").unwrap());
+        let last = vgg.layers.last().unwrap();
+        assert_eq!((last.name.as_str(), last.inputs.len()), ("loss", 2));
+        assert!(!vgg.layers.iter().any(|l| l.kind == LayerKind::Softmax));
+        let lenet = zoo::get("lenet").unwrap();
+        assert_eq!(with_loss(lenet.clone()), lenet);
     }
 
     #[test]

@@ -28,8 +28,7 @@ pub fn train(args: Args) -> Result<()> {
             std::process::exit(1)
         }
         Err(e) => {
-            let line = format!("convnet: error: rank {rank}: {}\n", crate::chain(&e));
-            eprint!("{line}");
+            say(format!("convnet: error: rank {rank}: {}", crate::chain(&e)));
             world.abort(1)
         }
     }
@@ -86,27 +85,34 @@ fn run(world: &SimpleCommunicator, threading: Threading, args: Args) -> Result<(
     )?;
     let talk = ex.shard().is_writer() && !args.quiet;
     if talk {
-        eprintln!(
+        say(format!(
             "data-parallel training on {ranks} ranks ({nodes} node{}), {threads} thread{} each: every batch of {} is split {} ways",
             if nodes == 1 { "" } else { "s" },
             if threads == 1 { "" } else { "s" },
             args.batch,
             ranks
-        );
+        ));
     }
     cmd_train::run_on(args, &mut ex)?;
     let s = ex.stats();
     if talk && s.steps > 0 {
-        eprintln!(
+        say(format!(
             "all-reduce: {:.2} MB of gradients per step in {} bucket{}; training waited {:.2} ms per step for the sums ({} steps)",
             s.floats as f64 * 4.0 / 1e6,
             s.buckets,
             if s.buckets == 1 { "" } else { "s" },
             s.waited.as_secs_f64() * 1e3 / s.steps as f64,
             s.steps
-        );
+        ));
     }
     Ok(())
+}
+
+/// Writes one line to the standard error in one piece, so that under mpirun it does
+/// not interleave with the standard output.
+fn say(text: String) {
+    let line = text + "\n";
+    eprint!("{line}");
 }
 
 /// Threads per rank when `--threads` is not given: the cores this rank is bound to, or
