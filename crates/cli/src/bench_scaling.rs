@@ -350,7 +350,7 @@ fn print_table(c: &NetCost, batch: usize, node: &str, args: &Args, links: &[Link
             .max_by(|&a, &b| ips(a).total_cmp(&ips(b)))
             .unwrap_or(1);
         let margin = match headroom(c, batch, at, link, 0.9) {
-            f if f == 0.0 => format!("at {at} nodes it is below 90% already"),
+            0.0 => format!("at {at} nodes it is below 90% already"),
             f => format!("at {at} nodes, 90% holds for nodes up to {f:.1} times faster"),
         };
         println!(
