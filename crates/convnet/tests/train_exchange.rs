@@ -9,6 +9,7 @@ use convnet::data::jitter::Jitter;
 use convnet::data::normalize::Normalization;
 use convnet::data::shard::Shard;
 use convnet::net::{zoo, Network, Param};
+use convnet::train::exchange::agree;
 use convnet::train::{train_with, GradientExchange, NoExchange, Schedule, SolverKind};
 use convnet::train::{TrainOptions, TrainRun};
 use convnet::{Error, Result, Tensor};
@@ -107,39 +108,45 @@ fn options(batch: usize) -> TrainOptions {
     }
 }
 
-/// Trains `net` (a zoo name) with one thread-rank per data set (rank r reads
-/// `data[r]`), each with `opts`; every rank's network and outcome.
-fn run(net: &str, data: &[&Dataset], opts: TrainOptions) -> Vec<(Network, Result<TrainRun>)> {
-    let ranks = data.len();
+/// Runs `f` on `ranks` threads, each with its rank's exchange; the results by rank.
+fn on_ranks<T: Send>(ranks: usize, f: impl Fn(&mut Local) -> T + Sync) -> Vec<T> {
     let hub = Arc::new(Hub {
         slots: Mutex::new(vec![Vec::new(); ranks]),
         barrier: Barrier::new(ranks),
     });
-    let desc = zoo::get(net).unwrap();
-    let norm = Normalization::per_channel(data[0]).unwrap();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..ranks)
             .map(|rank| {
-                let (hub, desc, norm, opts) = (hub.clone(), &desc, &norm, opts.clone());
-                let data = Arc::new(data[rank].clone());
+                let (hub, f) = (hub.clone(), &f);
                 s.spawn(move || {
-                    let mut ex = Local {
+                    f(&mut Local {
                         hub,
                         shard: Shard::new(rank, ranks).unwrap(),
                         pending: Vec::new(),
-                    };
-                    let mut network = Network::from_desc(desc, 1).unwrap();
-                    let r = if ranks == 1 {
-                        let no = &mut NoExchange;
-                        train_with(&mut network, data, None, norm, &opts, no, &mut |_| {})
-                    } else {
-                        train_with(&mut network, data, None, norm, &opts, &mut ex, &mut |_| {})
-                    };
-                    (network, r)
+                    })
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Trains `net` (a zoo name) with one thread-rank per data set (rank r reads
+/// `data[r]`), each with `opts`; every rank's network and outcome. One data set:
+/// one process, without an exchange.
+fn run(net: &str, data: &[&Dataset], opts: TrainOptions) -> Vec<(Network, Result<TrainRun>)> {
+    let desc = zoo::get(net).unwrap();
+    let norm = Normalization::per_channel(data[0]).unwrap();
+    on_ranks(data.len(), |ex| {
+        let mut network = Network::from_desc(&desc, 1).unwrap();
+        let set = Arc::new(data[ex.shard().rank].clone());
+        let r = if data.len() == 1 {
+            let no = &mut NoExchange;
+            train_with(&mut network, set, None, &norm, &opts, no, &mut |_| {})
+        } else {
+            train_with(&mut network, set, None, &norm, &opts, ex, &mut |_| {})
+        };
+        (network, r)
     })
 }
 
@@ -218,4 +225,29 @@ fn exchange_bad_launches_fail_on_every_rank_alike() {
             "the ranks disagree on the training data: rank 1 differs from rank 0"
         );
     }
+}
+
+#[test]
+fn exchange_agree_names_the_ranks_that_differ() {
+    let values = [7u64, 8, 7, 9];
+    let said = on_ranks(4, |ex| {
+        let mine = values[ex.shard().rank];
+        agree(ex, "the weights", mine, "; hint").map_err(|e| e.to_string())
+    });
+    let expected = "the ranks disagree on the weights: ranks 1, 3 differ from rank 0; hint";
+    assert!(
+        said.iter().all(|r| r.as_ref().unwrap_err() == expected),
+        "{said:?}"
+    );
+    let said = on_ranks(2, |ex| {
+        let rank = ex.shard().rank as u64;
+        agree(ex, "x", rank, "").map_err(|e| e.to_string())
+    });
+    assert!(said[1]
+        .as_ref()
+        .unwrap_err()
+        .ends_with("rank 1 differs from rank 0"));
+    assert!(on_ranks(3, |ex| agree(ex, "x", 5, "").is_ok())
+        .iter()
+        .all(|&ok| ok));
 }

@@ -236,40 +236,6 @@ impl Fnv {
 mod tests {
     use super::*;
 
-    /// Hands back fixed per-rank values, as rank 0 of such a run would see them.
-    struct Fixed(Vec<u64>);
-
-    impl GradientExchange for Fixed {
-        fn shard(&self) -> Shard {
-            Shard::new(0, self.0.len()).unwrap()
-        }
-        fn ready(&mut self, _: &[&Param]) -> Result<()> {
-            Ok(())
-        }
-        fn finish(&mut self, _: &mut Network, _: &mut [f64]) -> Result<()> {
-            Ok(())
-        }
-        fn sum(&mut self, _: &mut [f64]) -> Result<()> {
-            Ok(())
-        }
-        fn all_gather(&mut self, _: u64) -> Result<Vec<u64>> {
-            Ok(self.0.clone())
-        }
-    }
-
-    #[test]
-    fn exchange_agree_names_the_ranks_that_differ() {
-        assert!(agree(&mut Fixed(vec![7, 7, 7]), "x", 7, "").is_ok());
-        let e = agree(&mut Fixed(vec![7, 8, 7, 9]), "the weights", 7, "; hint").unwrap_err();
-        assert!(matches!(e, Error::Distributed(_)));
-        assert_eq!(
-            e.to_string(),
-            "the ranks disagree on the weights: ranks 1, 3 differ from rank 0; hint"
-        );
-        let e = agree(&mut Fixed(vec![1, 2]), "y", 1, "").unwrap_err();
-        assert!(e.to_string().ends_with("rank 1 differs from rank 0"), "{e}");
-    }
-
     #[test]
     fn exchange_buckets_follow_pytorch_sizes() {
         let b = Buckets::default();
