@@ -217,6 +217,51 @@ fn mpi_a_killed_rank_ends_the_job_and_continue_on_3_ranks_finishes_it() {
     assert!(held_out_error(&out) < 50.0);
 }
 
+/// The stalling recipe of the diagnostics tests (MatConvNet's LeNet rate on 0..1
+/// pixels): rank 0 judges its diagnostics and its stop ends every rank alike.
+#[test]
+fn mpi_a_stall_found_by_rank_0_stops_every_rank_and_rank_0_alone_writes_diagnostics() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = digits_dir(dir.path(), 600, 200);
+    let out = dir.path().join("run");
+    let stall = [
+        "--batch",
+        "10",
+        "--lr",
+        "0.001",
+        "--normalize",
+        "unit",
+        "--epochs",
+        "1",
+        "--check-every",
+        "50",
+        "--stop-on-stall",
+        "--diagnose",
+    ];
+    let o = mpi(2, &train_args(&data, &out, &stall));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    let stops = err.matches("convnet: error: training stopped at epoch 1, batch 50, because it stalls: layer 'loss': the objective is not falling").count();
+    assert_eq!(stops, 1, "one rank prints the stop: {err}");
+    assert_eq!(err.matches("warning: ").count(), 1, "{err}");
+    assert!(!err.contains("rank 1"), "no rank fails alone: {err}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("diagnostics.json")).unwrap()).unwrap();
+    assert_eq!(json["findings"][0]["kind"], "objective_not_falling");
+    assert_eq!(
+        json["objectives"][0]["batches"].as_array().unwrap().len(),
+        50
+    );
+    assert!(out.join("diagnostics.png").is_file());
+    // Nothing but rank 0's files: no temporary left by a second writer.
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["diagnostics.json", "diagnostics.png"]);
+}
+
 #[test]
 fn mpi_bad_launches_are_clear_errors_printed_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -21,10 +21,12 @@ pub fn train(args: Args) -> Result<()> {
     match run(&world, threading, args) {
         Ok(()) => Ok(()),
         Err(e) if found_by_every_rank(&e) => {
-            drop(universe);
+            // Rank 0 prints before MPI_Finalize, which waits for every rank: once a
+            // rank has exited non-zero, mpirun may end the others before they print.
             if rank == 0 {
-                return Err(e);
+                say(format!("convnet: error: {}", crate::chain(&e)));
             }
+            drop(universe);
             std::process::exit(1)
         }
         Err(e) => {
@@ -39,7 +41,11 @@ fn found_by_every_rank(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         matches!(
             c.downcast_ref::<convnet::Error>(),
-            Some(convnet::Error::Distributed(_) | convnet::Error::Diverged { .. })
+            Some(
+                convnet::Error::Distributed(_)
+                    | convnet::Error::Diverged { .. }
+                    | convnet::Error::Stalled { .. }
+            )
         )
     })
 }
