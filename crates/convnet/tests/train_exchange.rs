@@ -251,3 +251,40 @@ fn exchange_agree_names_the_ranks_that_differ() {
         .iter()
         .all(|&ok| ok));
 }
+
+/// `data`'s labels and classes on blank images: the same data set to the ranks'
+/// fingerprint (which does not read pixels), but nothing to learn from.
+fn blank_like(data: &Dataset) -> Dataset {
+    let images = Tensor::zeros(data.images.shape()).unwrap();
+    Dataset::new(images, data.labels.clone(), data.classes.clone()).unwrap()
+}
+
+#[test]
+fn exchange_rank_0_alone_decides_a_stall_and_every_rank_takes_its_decision() {
+    // Rank r trains on data[r]: the ranks whose share is blank see an objective that
+    // does not fall; the digits' share learns. Weights that move do not excuse an
+    // objective here, so only the ranks given blanks would find a stall by themselves.
+    let data = digits(600);
+    let blank = blank_like(&data);
+    let mut opts = options(10);
+    opts.schedule = Schedule::Constant { lr: 0.01 };
+    opts.diagnose.stop_on_stall = true;
+    opts.diagnose.limits.still_ratio = f64::INFINITY;
+    // Rank 0 learns: rank 1's own finding must not stop anyone.
+    for (rank, (_, r)) in run("lenet-bn", &[&data, &blank], opts.clone())
+        .iter()
+        .enumerate()
+    {
+        assert!(r.is_ok(), "rank {rank}: {:?}", r.as_ref().err());
+    }
+    // Rank 0 stalls: every rank stops at its batch, the learning rank 1 too.
+    let stopped = run("lenet-bn", &[&blank, &data], opts);
+    for (rank, (_, r)) in stopped.iter().enumerate() {
+        match r {
+            Err(Error::Stalled { epoch, batch, .. }) => {
+                assert_eq!((*epoch, *batch), (1, 60), "rank {rank}")
+            }
+            other => panic!("rank {rank}: {:?}", other.as_ref().err()),
+        }
+    }
+}
