@@ -105,6 +105,7 @@ fn options(batch: usize) -> TrainOptions {
         out_dir: None,
         resume: false,
         diagnose: Default::default(),
+        keep_checkpoints: 0,
     }
 }
 
@@ -140,12 +141,10 @@ fn run(net: &str, data: &[&Dataset], opts: TrainOptions) -> Vec<(Network, Result
     on_ranks(data.len(), |ex| {
         let mut network = Network::from_desc(&desc, 1).unwrap();
         let set = Arc::new(data[ex.shard().rank].clone());
-        let r = if data.len() == 1 {
-            let no = &mut NoExchange;
-            train_with(&mut network, set, None, &norm, &opts, no, &mut |_| {})
-        } else {
-            train_with(&mut network, set, None, &norm, &opts, ex, &mut |_| {})
-        };
+        let mut no = NoExchange;
+        let exchange: &mut dyn GradientExchange = if data.len() == 1 { &mut no } else { ex };
+        let none = None::<Dataset>;
+        let r = train_with(&mut network, set, none, &norm, &opts, exchange, &mut |_| {});
         (network, r)
     })
 }
