@@ -26,6 +26,8 @@ pub struct Args {
     /// all the process's threads together (steadier on a busy machine)
     #[arg(long, value_enum, default_value_t = Clock::Wall)]
     clock: Clock,
+    #[command(flatten)]
+    device: crate::device_arg::DeviceArgs,
 }
 
 /// A case: N, C_in, H, W, C_out, k, stride, pad, as in the baseline script.
@@ -67,6 +69,7 @@ const CASES: [Case; 6] = [
 const POOL_CASE: &str = "maxpool_2x2_64x112x112";
 
 pub fn run(a: Args) -> anyhow::Result<()> {
+    a.device.cpu_only("bench conv")?;
     if a.threads == 0 || a.reps == 0 {
         anyhow::bail!("--threads and --reps must be at least 1");
     }

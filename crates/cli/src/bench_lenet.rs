@@ -19,6 +19,8 @@ pub struct Args {
     pub batch: usize,
     #[arg(long, default_value_t = 0.001)]
     pub lr: f32,
+    #[command(flatten)]
+    pub device: crate::device_arg::DeviceArgs,
 }
 
 /// Peak resident memory of this process in MB (Linux), 0 where unknown.
@@ -35,6 +37,7 @@ pub fn peak_rss_mb() -> f64 {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    args.device.cpu_only("bench lenet")?;
     crate::datasets::set_threads(Some(args.threads))?;
     let out = std::env::temp_dir().join(format!("convnet-bench-lenet-{}", std::process::id()));
     let targs = cmd_train::Args {

@@ -57,6 +57,8 @@ pub struct Args {
     /// all the process's threads together (steadier on a busy machine)
     #[arg(long, value_enum, default_value_t = Clock::Wall)]
     clock: Clock,
+    #[command(flatten)]
+    device: crate::device_arg::DeviceArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -154,6 +156,7 @@ fn train_step(net: &mut Network, x: &Tensor, labels: &Tensor) -> Result<()> {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    a.device.cpu_only("bench net")?;
     if a.batch == 0 || a.reps == 0 {
         anyhow::bail!("--batch and --reps must be at least 1");
     }

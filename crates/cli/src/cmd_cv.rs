@@ -132,6 +132,7 @@ fn add_into(total: &mut [Vec<usize>], m: &[Vec<usize>]) {
 
 pub fn run(args: Args) -> Result<()> {
     let t = &args.train;
+    t.device.cpu_only("cross-validation")?;
     datasets::set_threads(t.threads)?;
     let data = datasets::load_all(t.data.as_deref(), &cmd_train::fit(t)?)?;
     let folds = Folds::stratified(data.labels(), data.classes(), args.folds, t.seed)?;

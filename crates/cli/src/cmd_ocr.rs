@@ -167,6 +167,8 @@ pub struct TrainArgs {
     /// No progress bar or per-epoch lines
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub device: crate::device_arg::DeviceArgs,
 }
 
 #[derive(clap::Args)]
@@ -329,6 +331,7 @@ fn train_args(args: &TrainArgs) -> cmd_train::Args {
 }
 
 fn train(args: &TrainArgs) -> Result<()> {
+    args.device.cpu_only("training the letters reader")?;
     datasets::set_threads(args.threads)?;
     let sets = letter_sets(args)?;
     let (mut network, history, norm) =

@@ -18,6 +18,8 @@ pub struct Args {
     /// shorter side resized, then the centred crop)
     #[arg(required = true)]
     pub images: Vec<PathBuf>,
+    #[command(flatten)]
+    pub device: crate::device_arg::DeviceArgs,
 }
 
 /// What to print for each class: its description when the model has them, else its name.
@@ -44,6 +46,7 @@ fn labels(model: &Path, network: &net::Network, meta: &net::ModelMeta) -> Result
 }
 
 pub fn run(args: Args) -> Result<()> {
+    args.device.cpu_only("prediction")?;
     let (mut network, norm, opts, meta) = cmd_test::load_for_images_with_meta(&args.model)?;
     let labels = labels(&args.model, &network, &meta)?;
     let (c, h, w) = (opts.channels, opts.height, opts.width);

@@ -20,9 +20,12 @@ pub struct Args {
     pub batch: usize,
     #[arg(long)]
     pub threads: Option<usize>,
+    #[command(flatten)]
+    pub device: crate::device_arg::DeviceArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    args.device.cpu_only("running a model")?;
     crate::datasets::set_threads(args.threads)?;
     let (mut network, _) = net::load_model(&args.model)?;
     let x = interop::npy::read(&args.input)?;

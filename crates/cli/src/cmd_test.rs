@@ -22,6 +22,8 @@ pub struct Args {
     /// Where to draw the confusion matrix as a heat map; default: confusion.png beside the model
     #[arg(long)]
     pub confusion: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: crate::device_arg::DeviceArgs,
 }
 
 /// The model's network and normalisation, ready to evaluate.
@@ -114,6 +116,7 @@ pub fn report(e: &Evaluation, classes: &[String]) -> String {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    args.device.cpu_only("testing")?;
     datasets::set_threads(args.threads)?;
     let (mut network, norm, fit) = load_for_images(&args.model)?;
     let data = datasets::load_split(args.data.as_deref(), "test", &fit)?;

@@ -94,6 +94,8 @@ pub struct Args {
     pub quiet: bool,
     #[command(flatten)]
     pub diag: DiagnoseArgs,
+    #[command(flatten)]
+    pub device: crate::device_arg::DeviceArgs,
     /// Where the per-epoch lines go: standard output for `convnet train` (they are its
     /// results), else standard error unless --quiet (progress of a larger job)
     #[arg(skip)]
@@ -541,6 +543,7 @@ pub fn write_outputs_with(
 }
 
 pub fn run(args: Args) -> Result<()> {
+    args.device.cpu_only("training")?;
     if crate::distributed::launched() {
         return crate::distributed::train(args);
     }

@@ -23,6 +23,7 @@ mod cmd_test;
 mod cmd_train;
 mod cmd_viz;
 mod datasets;
+mod device_arg;
 mod diagnose;
 mod distributed;
 mod heatmap;

@@ -7,6 +7,7 @@
 pub mod atomic;
 pub mod blocks;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod gradcheck;
 pub mod net;

@@ -116,17 +116,7 @@ impl Tensor {
     /// The NCHW sizes; a tensor of rank below 4 is read with trailing ones
     /// (a (N, C) tensor is N x C x 1 x 1), as MatConvNet does.
     pub fn dims4(&self) -> Result<Dims4> {
-        let s = &self.shape;
-        match s.len() {
-            1 => Ok(Dims4::new(s[0], 1, 1, 1)),
-            2 => Ok(Dims4::new(s[0], s[1], 1, 1)),
-            3 => Ok(Dims4::new(s[0], s[1], s[2], 1)),
-            4 => Ok(Dims4::new(s[0], s[1], s[2], s[3])),
-            _ => Err(Error::Shape(format!(
-                "expected an NCHW tensor of rank 1 to 4, got shape {}",
-                fmt_shape(s)
-            ))),
-        }
+        dims4_of(&self.shape)
     }
 
     /// The same data under another shape with the same number of elements.
@@ -225,6 +215,20 @@ impl Tensor {
 }
 
 /// "2x3x4x5" for error messages.
+/// [`Tensor::dims4`] of a shape alone (also for tensors kept elsewhere, on a GPU).
+pub fn dims4_of(s: &[usize]) -> Result<Dims4> {
+    match s.len() {
+        1 => Ok(Dims4::new(s[0], 1, 1, 1)),
+        2 => Ok(Dims4::new(s[0], s[1], 1, 1)),
+        3 => Ok(Dims4::new(s[0], s[1], s[2], 1)),
+        4 => Ok(Dims4::new(s[0], s[1], s[2], s[3])),
+        _ => Err(Error::Shape(format!(
+            "expected an NCHW tensor of rank 1 to 4, got shape {}",
+            fmt_shape(s)
+        ))),
+    }
+}
+
 pub fn fmt_shape(shape: &[usize]) -> String {
     if shape.is_empty() {
         return "scalar".into();
