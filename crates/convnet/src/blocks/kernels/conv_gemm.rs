@@ -229,6 +229,60 @@ pub fn backward_filter(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32], accumula
     if winograd::worth_it(g) {
         return winograd::backward_filter(cpu::isa(), g, x, dy, dw, accumulate);
     }
+    let parts = filter_parts(g, rayon::current_num_threads());
+    if parts == 1 {
+        return filter_products(g, x, dy, dw, accumulate, rayon::current_num_threads());
+    }
+    // Each part sums its own images' gradient on one thread; the parts are then
+    // added in part order (the split depends only on the sizes and thread count).
+    let sums: Vec<Vec<f32>> = (0..parts)
+        .into_par_iter()
+        .map(|p| {
+            // never empty, as the batch has at least `parts` images
+            let (n0, n1) = (p * g.n / parts, (p + 1) * g.n / parts);
+            let gp = Geom { n: n1 - n0, ..*g };
+            let mut part = vec![0.0f32; dw.len()];
+            let xs = &x[n0 * g.x_len()..n1 * g.x_len()];
+            let dys = &dy[n0 * g.y_len()..n1 * g.y_len()];
+            filter_products(&gp, xs, dys, &mut part, false, 1);
+            part
+        })
+        .collect();
+    for (i, part) in sums.iter().enumerate() {
+        for (d, &v) in dw.iter_mut().zip(part) {
+            *d = if i == 0 && !accumulate { v } else { *d + v };
+        }
+    }
+}
+
+/// Parts of the batch a filter gradient is split into, one per thread, each summed
+/// on one thread: when the product's depth (every position of the batch) is long
+/// against the gradient itself, as in LeNet's layers. Splitting such a product's
+/// rows or columns instead has every thread pack the whole depth of one operand
+/// (LeNet's first layer: 20 x 25 over 57,600 positions; 1.4x slower).
+fn filter_parts(g: &Geom, threads: usize) -> usize {
+    let depth = g.n * g.p();
+    let size = g.c_out * g.kg();
+    if threads > 1 && g.n >= threads && depth >= 4 * g.kg() && size <= SMALL_FILTER {
+        threads
+    } else {
+        1
+    }
+}
+
+/// Largest filter gradient (elements) summed per part by [`filter_parts`]: each
+/// part holds a copy, added up afterwards.
+const SMALL_FILTER: usize = 1 << 16;
+
+/// `dw` by one product per group, split over `threads`.
+fn filter_products(
+    g: &Geom,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    accumulate: bool,
+    threads: usize,
+) {
     let (og, kg) = (g.og(), g.kg());
     for grp in 0..g.groups {
         let dyv = Planes::output(g, dy, grp);
@@ -238,7 +292,17 @@ pub fn backward_filter(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32], accumula
             accumulate,
             ..Default::default()
         };
-        sgemm::gemm(og, kg, g.n * g.p(), &dyv, &cols, &out, ep);
+        sgemm::gemm_with(
+            cpu::isa(),
+            threads,
+            og,
+            kg,
+            g.n * g.p(),
+            &dyv,
+            &cols,
+            &out,
+            ep,
+        );
     }
 }
 

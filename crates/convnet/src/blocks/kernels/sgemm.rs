@@ -379,10 +379,19 @@ fn block(
                                             relu: false,
                                         },
                                     );
+                                    // a row of the edge tile in one run of C is
+                                    // addressed once (finding an element can
+                                    // cost divisions)
+                                    let run = c.row_stride(j0, cj).is_some();
                                     for r in 0..ri {
                                         let base = bias.map_or(0.0, |b| b[i0 + r]);
+                                        let row = c.at(i0 + r, j0);
                                         for j in 0..cj {
-                                            let at = c.at(i0 + r, j0 + j);
+                                            let at = if run {
+                                                row.wrapping_add(j)
+                                            } else {
+                                                c.at(i0 + r, j0 + j)
+                                            };
                                             let mut v =
                                                 tile[r * nr + j] + if load { *at } else { base };
                                             if relu {
