@@ -3,7 +3,7 @@
 //! filter and bias gradients) and printed in the same `RESULT` lines, so that the two
 //! programs' outputs compare line by line.
 
-use crate::bench_net::Clock;
+use crate::bench_net::{median_time, Clock};
 use anyhow::Context;
 use convnet::blocks::conv::{self, ConvOpts};
 use convnet::blocks::pool::{self, PoolMethod, PoolOpts};
@@ -107,10 +107,10 @@ fn conv_case(c: &Case, reps: usize, clock: Clock) -> anyhow::Result<String> {
     let y = conv::out_dims(x.dims4()?, w.shape(), &o)?;
     let flops = 2.0 * (y.len() * c.cin * c.k * c.k) as f64;
     let dy = random(&y.to_vec(), 4);
-    let tf = median_time(clock, reps, || {
+    let tf = median_time(clock, 2, reps, || {
         conv::forward(&x, &w, Some(&b), &o).map(drop)
     })?;
-    let tfb = median_time(clock, reps, || {
+    let tfb = median_time(clock, 2, reps, || {
         let y: Tensor = conv::forward(&x, &w, Some(&b), &o)?;
         drop(y);
         conv::backward(&x, &w, Some(&b), &o, &dy, true).map(drop)
@@ -134,30 +134,11 @@ fn pool_case(reps: usize, clock: Clock) -> anyhow::Result<String> {
         pad: Pad::default(),
         count_pad: false,
     };
-    let tp = median_time(clock, reps, || pool::forward(&x, &o).map(drop))?;
+    let tp = median_time(clock, 2, reps, || pool::forward(&x, &o).map(drop))?;
     let gbytes = ((x.len() + x.len() / 4) * 4) as f64 / 1e9;
     Ok(format!(
         "RESULT case={POOL_CASE} fwd_ms={:.2} gbytes_per_s={:.1}",
         tp * 1e3,
         gbytes / tp
     ))
-}
-
-/// Median wall time of `reps` runs after two warm-ups, in seconds.
-fn median_time(
-    clock: Clock,
-    reps: usize,
-    mut f: impl FnMut() -> convnet::Result<()>,
-) -> anyhow::Result<f64> {
-    for _ in 0..2 {
-        f()?;
-    }
-    let mut ts = Vec::with_capacity(reps);
-    for _ in 0..reps {
-        let t0 = clock.now();
-        f()?;
-        ts.push(clock.now() - t0);
-    }
-    ts.sort_by(f64::total_cmp);
-    Ok(ts[ts.len() / 2])
 }

@@ -4,6 +4,7 @@
 //! on both alike); the extra time of a recorded batch over a plain one, times the
 //! recorded batches per epoch, over an epoch of plain batches, is the cost.
 
+use crate::bench_net::median;
 use anyhow::{Context, Result};
 use convnet::data::batch::{BatchOptions, Batcher};
 use convnet::data::digits;
@@ -24,12 +25,6 @@ pub struct Args {
     pub batches: usize,
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
-}
-
-/// The median of `v`.
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 pub fn run(args: Args) -> Result<()> {

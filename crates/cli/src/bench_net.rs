@@ -106,9 +106,19 @@ pub fn bench_desc(name: NetName) -> Result<NetDesc> {
     Ok(desc)
 }
 
-/// Median of the timed runs of `f` after one warm-up, in seconds.
-fn median_time(clock: Clock, reps: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
-    f()?;
+/// Median of `reps` timed runs of `f` after `warmups` untimed ones, in seconds.
+pub(crate) fn median_time<E>(
+    clock: Clock,
+    warmups: usize,
+    reps: usize,
+    mut f: impl FnMut() -> std::result::Result<(), E>,
+) -> Result<f64>
+where
+    anyhow::Error: From<E>,
+{
+    for _ in 0..warmups {
+        f()?;
+    }
     let mut ts = Vec::with_capacity(reps);
     for _ in 0..reps {
         let t0 = clock.now();
@@ -118,7 +128,8 @@ fn median_time(clock: Clock, reps: usize, mut f: impl FnMut() -> Result<()>) -> 
     Ok(median(ts))
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median of `v` (NaN when empty).
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
@@ -158,12 +169,13 @@ pub fn run(a: Args) -> Result<()> {
     // as the baseline's in-place ReLUs, and freeing what backward is done with
     network.set_conserve_memory(true);
     let (x1, _) = batch(&desc, 1, 1)?;
-    let fwd1 = median_time(a.clock, a.reps, || {
-        network.forward(&[("input", &x1)], Mode::Test)?;
-        Ok(())
+    let fwd1 = median_time(a.clock, 1, a.reps, || {
+        network.forward(&[("input", &x1)], Mode::Test).map(drop)
     })?;
     let (xb, labels) = batch(&desc, a.batch, 2)?;
-    let step = median_time(a.clock, a.reps, || train_step(&mut network, &xb, &labels))?;
+    let step = median_time(a.clock, 1, a.reps, || {
+        train_step(&mut network, &xb, &labels)
+    })?;
     println!(
         "RESULT convnet{} net={} threads={} batch={} fwd_b1_ms={:.2} train_img_per_s={:.3} peak_rss_mb={:.0}",
         if a.clock == Clock::Cpu { " clock=cpu" } else { "" },

@@ -2,6 +2,7 @@
 //! the convolutions before it; dropout, losses and metrics removed; a softmax at the
 //! end of a classifier), checked against the original on a test batch, optionally timed.
 
+use crate::bench_net::median;
 use anyhow::{Context, Result};
 use convnet::net::{self, deploy, Mode, Network};
 use convnet::Tensor;
@@ -129,11 +130,7 @@ fn time(original: &mut Network, deployed: &mut Network, args: &Args) -> Result<(
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (ta, tb) = (median(&mut a), median(&mut b));
+    let (ta, tb) = (median(a), median(b));
     println!(
         "forward, batch {} ({} threads): original {ta:.2} ms, deployed {tb:.2} ms, speed-up {:.2}x",
         args.batch.max(1),
