@@ -33,17 +33,17 @@ fn backward(
 
 /// `max(x, 0) + leak * min(x, 0)`.
 pub fn relu_forward(x: &Tensor, leak: f32) -> Tensor {
-    unary(x, |v| if v > 0.0 { v } else { leak * v })
+    Tensor::from_vec(x.shape(), eltwise::relu(x.data(), leak)).expect("same length")
 }
 
 /// [`relu_forward`] over `x` itself (for a network that keeps only the output).
 pub fn relu_forward_in_place(x: &mut Tensor, leak: f32) {
-    eltwise::map_in_place(x.data_mut(), |v| if v > 0.0 { v } else { leak * v });
+    eltwise::relu_in_place(x.data_mut(), leak);
 }
 
 /// The slope at 0 is taken from the left (`leak`), as PyTorch does.
 pub fn relu_backward(x: &Tensor, leak: f32, dy: &Tensor) -> Result<Tensor> {
-    backward("relu", x, dy, |v, d| if v > 0.0 { d } else { leak * d })
+    relu_backward_in_place(x, leak, dy.clone())
 }
 
 /// [`relu_backward`] over `dy` itself. `x` may be the ReLU's input or its output:
@@ -60,11 +60,7 @@ pub fn relu_backward_in_place(x: &Tensor, leak: f32, mut dy: Tensor) -> Result<T
             ),
         ));
     }
-    eltwise::map2_in_place(
-        x.data(),
-        dy.data_mut(),
-        |v, d| if v > 0.0 { d } else { leak * d },
-    );
+    eltwise::relu_backward_in_place(x.data(), dy.data_mut(), leak);
     Ok(dy)
 }
 

@@ -8,9 +8,24 @@ use rayon::prelude::*;
 const PARALLEL_MIN: usize = 1 << 16;
 const CHUNK: usize = 1 << 14;
 
-/// `x[i] = f(x[i])`.
-pub fn map_in_place(x: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
-    let run = |xs: &mut [f32]| xs.iter_mut().for_each(|v| *v = f(*v));
+/// A leaky ReLU's value: `v` where positive, else `leak * v` (NaN stays NaN).
+#[inline(always)]
+fn leaky(v: f32, leak: f32) -> f32 {
+    if v > 0.0 {
+        v
+    } else {
+        leak * v
+    }
+}
+
+/// `x[i] = relu(x[i])` with slope `leak` below 0. Written out rather than passed as a
+/// closure to [`map_in_place`]: a closure from another module is not always inlined
+/// into the loop, and the call per element made ReLU a tenth of ResNet-18's training
+/// time.
+pub fn relu_in_place(x: &mut [f32], leak: f32) {
+    // `move`: a `leak` held by reference could alias the output, which keeps the
+    // loop scalar
+    let run = move |xs: &mut [f32]| xs.iter_mut().for_each(|v| *v = leaky(*v, leak));
     if x.len() < PARALLEL_MIN {
         run(x);
     } else {
@@ -18,19 +33,38 @@ pub fn map_in_place(x: &mut [f32], f: impl Fn(f32) -> f32 + Sync) {
     }
 }
 
-/// `y[i] = f(x[i], y[i])`.
-pub fn map2_in_place(x: &[f32], y: &mut [f32], f: impl Fn(f32, f32) -> f32 + Sync) {
-    let run = |xs: &[f32], ys: &mut [f32]| {
-        for (o, &a) in ys.iter_mut().zip(xs) {
-            *o = f(a, *o);
+/// `relu(x[i])` for every element, into a new vector.
+pub fn relu(x: &[f32], leak: f32) -> Vec<f32> {
+    let mut y = vec![0.0; x.len()];
+    let run = move |(ys, xs): (&mut [f32], &[f32])| {
+        for (o, &v) in ys.iter_mut().zip(xs) {
+            *o = leaky(v, leak);
         }
     };
     if x.len() < PARALLEL_MIN {
-        run(x, y);
+        run((&mut y, x));
     } else {
         y.par_chunks_mut(CHUNK)
             .zip(x.par_chunks(CHUNK))
-            .for_each(|(ys, xs)| run(xs, ys));
+            .for_each(run);
+    }
+    y
+}
+
+/// `dy[i] = dy[i]` where `x[i] > 0`, else `leak * dy[i]`: the ReLU's backward over
+/// the derivative itself.
+pub fn relu_backward_in_place(x: &[f32], dy: &mut [f32], leak: f32) {
+    let run = move |(ds, xs): (&mut [f32], &[f32])| {
+        for (d, &v) in ds.iter_mut().zip(xs) {
+            *d *= if v > 0.0 { 1.0 } else { leak };
+        }
+    };
+    if x.len() < PARALLEL_MIN {
+        run((dy, x));
+    } else {
+        dy.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(run);
     }
 }
 
