@@ -119,56 +119,104 @@ fn tol() -> Tolerance {
     }
 }
 
+/// Checks one configuration's forward against the reference and its derivatives
+/// numerically; false when the configuration has no output.
+fn check_conv(idx: usize, (pad, stride, dilation, groups, xd, [c_out, kh, kw]): Config) -> bool {
+    let o = ConvOpts {
+        pad,
+        stride,
+        dilation,
+        groups,
+    };
+    let ws = [c_out, xd.c / groups, kh, kw];
+    if conv::out_dims(xd, &ws, &o).is_err() {
+        return false;
+    }
+    let seed = idx as u64;
+    let x = random(&xd.to_vec(), seed);
+    let w = random(&ws, seed + 1000);
+    let b = random(&[c_out], seed + 2000);
+    let with_bias = idx.is_multiple_of(2);
+    let what = format!("case {idx}: x {xd} w {ws:?} {o:?} bias {with_bias}");
+    // forward against the f64 reference
+    let y = in_pool(idx, || conv::forward(&x, &w, with_bias.then_some(&b), &o)).unwrap();
+    assert_close(
+        y.data(),
+        &conv_reference(&x, &w, with_bias.then_some(&b), &o),
+        &what,
+    );
+    let inputs = if with_bias { vec![x, w, b] } else { vec![x, w] };
+    let r = in_pool(idx, || {
+        check(
+            &inputs,
+            |v| conv::forward(&v[0], &v[1], v.get(2), &o),
+            |v, dy| {
+                let g = conv::backward(&v[0], &v[1], v.get(2), &o, dy, true)?;
+                let mut out = vec![g.dx, Some(g.dw)];
+                if v.len() == 3 {
+                    out.push(g.db);
+                }
+                Ok(out)
+            },
+            tol(),
+            seed,
+        )
+    });
+    assert!(r.is_ok(), "{what}: {}", r.unwrap_err());
+    true
+}
+
 #[test]
 fn conv_gradients_over_configurations() {
-    let mut checked = 0;
-    for (idx, (pad, stride, dilation, groups, xd, [c_out, kh, kw])) in
-        configs().into_iter().enumerate()
-    {
-        let o = ConvOpts {
-            pad,
-            stride,
-            dilation,
-            groups,
-        };
-        let ws = [c_out, xd.c / groups, kh, kw];
-        if conv::out_dims(xd, &ws, &o).is_err() {
-            continue;
-        }
-        let seed = idx as u64;
-        let x = random(&xd.to_vec(), seed);
-        let w = random(&ws, seed + 1000);
-        let b = random(&[c_out], seed + 2000);
-        let with_bias = idx % 2 == 0;
-        let what = format!("case {idx}: x {xd} w {ws:?} {o:?} bias {with_bias}");
-        // forward against the f64 reference
-        let y = in_pool(idx, || conv::forward(&x, &w, with_bias.then_some(&b), &o)).unwrap();
-        assert_close(
-            y.data(),
-            &conv_reference(&x, &w, with_bias.then_some(&b), &o),
-            &what,
-        );
-        let inputs = if with_bias { vec![x, w, b] } else { vec![x, w] };
-        let r = in_pool(idx, || {
-            check(
-                &inputs,
-                |v| conv::forward(&v[0], &v[1], v.get(2), &o),
-                |v, dy| {
-                    let g = conv::backward(&v[0], &v[1], v.get(2), &o, dy, true)?;
-                    let mut out = vec![g.dx, Some(g.dw)];
-                    if v.len() == 3 {
-                        out.push(g.db);
-                    }
-                    Ok(out)
-                },
-                tol(),
-                seed,
-            )
-        });
-        assert!(r.is_ok(), "{what}: {}", r.unwrap_err());
-        checked += 1;
-    }
+    let checked = configs()
+        .into_iter()
+        .enumerate()
+        .filter(|&(idx, cfg)| check_conv(idx, cfg))
+        .count();
     assert!(checked > 60, "only {checked} configurations were valid");
+}
+
+/// Many output channels over few positions (a deep layer at batch 1): the products
+/// are computed transposed, with the bias added afterwards.
+#[test]
+fn conv_gradients_with_few_positions() {
+    let cases: [Config; 4] = [
+        (
+            Pad::all(1),
+            [1, 1],
+            [1, 1],
+            1,
+            Dims4::new(1, 5, 3, 3),
+            [64, 3, 3],
+        ),
+        (
+            Pad::all(0),
+            [1, 1],
+            [1, 1],
+            1,
+            Dims4::new(2, 7, 2, 3),
+            [100, 1, 1],
+        ),
+        (
+            Pad::all(1),
+            [2, 2],
+            [1, 1],
+            2,
+            Dims4::new(1, 6, 4, 4),
+            [96, 3, 3],
+        ),
+        (
+            Pad::all(1),
+            [1, 1],
+            [1, 1],
+            1,
+            Dims4::new(1, 70, 3, 3),
+            [3, 3, 3],
+        ),
+    ];
+    for (idx, cfg) in cases.into_iter().enumerate() {
+        assert!(check_conv(1000 + idx, cfg), "case {idx} has no output");
+    }
 }
 
 #[test]

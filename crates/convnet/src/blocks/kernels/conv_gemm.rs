@@ -145,7 +145,6 @@ fn products_forward(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, relu: boo
             rs: kg,
             cs: 1,
         };
-        let a = PackedA::new(cpu::isa(), &wv, og, kg);
         let ep = Epilogue {
             accumulate: false,
             bias: b.map(|b| &b[grp * og..(grp + 1) * og]),
@@ -153,7 +152,13 @@ fn products_forward(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, relu: boo
         };
         let cols = Cols::new(g, x, grp);
         let out = Planes::output_mut(g, y, grp);
-        sgemm::gemm(og, g.n * g.p(), kg, &a, &cols, &out, ep);
+        let np = g.n * g.p();
+        if sgemm::transpose_pays(cpu::isa(), og, np) {
+            sgemm::gemm_transposed(og, np, kg, &wv, &cols, &out, ep);
+        } else {
+            let a = PackedA::new(cpu::isa(), &wv, og, kg);
+            sgemm::gemm(og, np, kg, &a, &cols, &out, ep);
+        }
     }
 }
 
@@ -173,16 +178,17 @@ pub fn backward_data(g: &Geom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
         return winograd::backward_data(cpu::isa(), g, dy, w, dx);
     }
     let (og, kg) = (g.og(), g.kg());
+    let wt = |grp: usize| Strided {
+        data: w,
+        off: grp * og * kg,
+        rs: 1,
+        cs: kg,
+    };
+    if sgemm::transpose_pays(cpu::isa(), kg, g.n * g.p()) {
+        return small_backward_data(g, dy, &wt, dx);
+    }
     let packed: Vec<PackedA> = (0..g.groups)
-        .map(|grp| {
-            let wt = Strided {
-                data: w,
-                off: grp * og * kg,
-                rs: 1,
-                cs: kg,
-            };
-            PackedA::new(cpu::isa(), &wt, kg, og)
-        })
+        .map(|grp| PackedA::new(cpu::isa(), &wt(grp), kg, og))
         .collect();
     if g.is_pointwise() {
         for (grp, a) in packed.iter().enumerate() {
@@ -205,19 +211,51 @@ pub fn backward_data(g: &Geom, dy: &[f32], w: &[f32], dx: &mut [f32]) {
             let dyv = Planes::output(g, dyb, grp);
             let out = StridedMut::new(&mut dcol, 0, kg, cols, cols, 1);
             sgemm::gemm(kg, cols, og, a, &dyv, &out, Epilogue::default());
-            // each channel of each image is folded by one thread
-            let plane = g.h * g.w;
-            let dcol = &dcol;
-            dxb.par_chunks_mut(plane)
-                .enumerate()
-                .filter(|(ci, _)| (ci % g.c) / g.cg() == grp)
-                .for_each(|(ci, dxc)| {
-                    let (img, c) = (ci / g.c, ci % g.c - grp * g.cg());
-                    col2im(g, dcol, cols, img * g.p(), c, dxc);
-                });
+            fold(g, &dcol, cols, grp, dxb);
         }
         n0 += nb;
     }
+}
+
+/// [`backward_data`] for a batch with few output positions (a deep layer at batch
+/// 1): `dcol^T = dY^T W` for the whole batch at once, as the transposed product.
+fn small_backward_data<'a>(
+    g: &Geom,
+    dy: &[f32],
+    wt: &impl Fn(usize) -> Strided<'a>,
+    dx: &mut [f32],
+) {
+    let (og, kg) = (g.og(), g.kg());
+    let cols = g.n * g.p();
+    if g.is_pointwise() {
+        for grp in 0..g.groups {
+            let dyv = Planes::output(g, dy, grp);
+            let out = Planes::input_mut(g, dx, grp);
+            sgemm::gemm_transposed(kg, cols, og, &wt(grp), &dyv, &out, Epilogue::default());
+        }
+        return;
+    }
+    dx.fill(0.0);
+    let mut dcol = vec![0.0f32; kg * cols];
+    for grp in 0..g.groups {
+        let dyv = Planes::output(g, dy, grp);
+        let out = StridedMut::new(&mut dcol, 0, kg, cols, cols, 1);
+        sgemm::gemm_transposed(kg, cols, og, &wt(grp), &dyv, &out, Epilogue::default());
+        fold(g, &dcol, cols, grp, dx);
+    }
+}
+
+/// Adds group `grp`'s column-matrix derivative `dcol` (`cols` columns, the images of
+/// `dx` in order) into `dx` by col2im; each channel of each image is folded by one
+/// thread.
+fn fold(g: &Geom, dcol: &[f32], cols: usize, grp: usize, dx: &mut [f32]) {
+    dx.par_chunks_mut(g.h * g.w)
+        .enumerate()
+        .filter(|(ci, _)| (ci % g.c) / g.cg() == grp)
+        .for_each(|(ci, dxc)| {
+            let (img, c) = (ci / g.c, ci % g.c - grp * g.cg());
+            col2im(g, dcol, cols, img * g.p(), c, dxc);
+        });
 }
 
 /// `dw` of a convolution: `dY col^T` summed over the batch, written over `dw` or,

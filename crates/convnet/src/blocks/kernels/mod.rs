@@ -12,4 +12,5 @@ pub mod im2col;
 pub mod lrn;
 pub mod microkernel;
 pub mod sgemm;
+pub mod transpose;
 pub mod winograd;

@@ -15,6 +15,7 @@
 
 use super::cpu::{self, Isa};
 use super::microkernel::{relu, Micro, Out};
+use super::transpose;
 use rayon::prelude::*;
 use std::cell::RefCell;
 use std::ops::Range;
@@ -97,6 +98,10 @@ impl PackedA {
 
 impl PackA for PackedA {
     fn pack_a(&self, i0: usize, _: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+        assert_eq!(
+            mr, self.mr,
+            "a packed operand is read with the panels it has"
+        );
         dst[..kc * mr].copy_from_slice(self.packed_a(i0, k0, kc).expect("packed"));
     }
     fn packed_a(&self, i0: usize, k0: usize, kc: usize) -> Option<&[f32]> {
@@ -114,39 +119,73 @@ pub struct Strided<'a> {
     pub cs: usize,
 }
 
-impl Strided<'_> {
-    #[inline]
-    fn get(&self, i: usize, j: usize) -> f32 {
-        self.data[self.off + i * self.rs + j * self.cs]
+impl PackA for Strided<'_> {
+    fn pack_a(&self, i0: usize, rows: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+        let dst = &mut dst[..kc * mr];
+        if self.rs == 1 {
+            // a panel's rows are contiguous at each depth
+            for (kk, d) in dst.chunks_exact_mut(mr).enumerate() {
+                let s = self.off + i0 + (k0 + kk) * self.cs;
+                copy_short(&mut d[..rows], &self.data[s..s + rows]);
+                d[rows..].fill(0.0);
+            }
+        } else {
+            transpose_into(self, i0, rows, k0, kc, mr, dst);
+        }
     }
 }
 
-impl PackA for Strided<'_> {
-    fn pack_a(&self, i0: usize, rows: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
-        for (kk, d) in dst[..kc * mr].chunks_exact_mut(mr).enumerate() {
-            for (r, v) in d.iter_mut().enumerate() {
-                *v = if r < rows {
-                    self.get(i0 + r, k0 + kk)
-                } else {
-                    0.0
-                };
-            }
+/// `dst = src` for a few values: a copy of a panel's width (8 or 6) as a fixed-size
+/// move, where `copy_from_slice` of a length unknown at compile time calls memmove.
+#[inline]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    match src.len() {
+        8 => dst[..8].copy_from_slice(&src[..8]),
+        6 => dst[..6].copy_from_slice(&src[..6]),
+        _ => dst.copy_from_slice(src),
+    }
+}
+
+/// Packs rows `i0..i0 + rows` of `m` at depths `k0..k0 + kc` as `kc` groups of
+/// `width` values (the other `width - rows` values zero).
+fn transpose_into(
+    m: &Strided,
+    i0: usize,
+    rows: usize,
+    k0: usize,
+    kc: usize,
+    width: usize,
+    dst: &mut [f32],
+) {
+    let s = m.off + i0 * m.rs + k0 * m.cs;
+    if m.cs == 1 {
+        return transpose::rows_to_groups(&m.data[s..], m.rs, rows, kc, width, dst);
+    }
+    dst.fill(0.0);
+    for (kk, g) in dst.chunks_exact_mut(width).enumerate() {
+        for (r, v) in g[..rows].iter_mut().enumerate() {
+            *v = m.data[s + r * m.rs + kk * m.cs];
         }
     }
 }
 
 impl PackB for Strided<'_> {
     fn pack_b(&self, k0: usize, kc: usize, j0: usize, cols: usize, nr: usize, dst: &mut [f32]) {
-        for (kk, d) in dst[..kc * nr].chunks_exact_mut(nr).enumerate() {
-            if self.cs == 1 {
+        let dst = &mut dst[..kc * nr];
+        if self.cs == 1 {
+            for (kk, d) in dst.chunks_exact_mut(nr).enumerate() {
                 let s = self.off + (k0 + kk) * self.rs + j0;
                 d[..cols].copy_from_slice(&self.data[s..s + cols]);
-            } else {
-                for (j, v) in d[..cols].iter_mut().enumerate() {
-                    *v = self.get(k0 + kk, j0 + j);
-                }
+                d[cols..].fill(0.0);
             }
-            d[cols..].fill(0.0);
+        } else {
+            // B's columns are the rows of B^T
+            let t = Strided {
+                rs: self.cs,
+                cs: self.rs,
+                ..*self
+            };
+            transpose_into(&t, j0, cols, k0, kc, nr, dst);
         }
     }
 }
@@ -268,6 +307,109 @@ pub fn gemm_with(
         run(&parts[0]);
     } else {
         parts.par_iter().for_each(run);
+    }
+}
+
+/// Whether `C = A B` (m x n) is cheaper computed as `C^T = B^T A^T`: the
+/// micro-kernel's tiles are `mr x nr` (8 x 48 with AVX-512), so a product with few
+/// columns wastes most of each tile. ResNet-18's last layers at batch 1 are 512 x 49:
+/// 96 columns computed for 49, where the transpose computes 56 rows for 49.
+pub fn transpose_pays(isa: Isa, m: usize, n: usize) -> bool {
+    let mk = Micro::for_isa(isa);
+    let padded =
+        |rows: usize, cols: usize| rows.div_ceil(mk.mr) * mk.mr * cols.div_ceil(mk.nr) * mk.nr;
+    // at least a fifth less work, as the transposed output is written element by element
+    padded(n, m) * 5 < padded(m, n) * 4
+}
+
+/// [`gemm`] computed as `C^T = B^T A^T` (see [`transpose_pays`]); the bias and ReLU
+/// are applied afterwards, as the kernel adds a bias per row of its own product.
+pub fn gemm_transposed(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &impl PackA,
+    b: &impl PackB,
+    c: &impl Sink,
+    ep: Epilogue,
+) {
+    let threads = rayon::current_num_threads();
+    gemm_transposed_with(cpu::isa(), threads, m, n, k, a, b, c, ep)
+}
+
+/// [`gemm_transposed`] with a chosen kernel level and split into up to `threads` parts.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_transposed_with(
+    isa: Isa,
+    threads: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &impl PackA,
+    b: &impl PackB,
+    c: &impl Sink,
+    ep: Epilogue,
+) {
+    let plain = Epilogue {
+        accumulate: ep.accumulate,
+        bias: None,
+        relu: false,
+    };
+    gemm_with(
+        isa,
+        threads,
+        n,
+        m,
+        k,
+        &AsA(b),
+        &AsB(a),
+        &Transposed(c),
+        plain,
+    );
+    let bias = ep.bias.filter(|_| !ep.accumulate);
+    if bias.is_none() && !ep.relu {
+        return;
+    }
+    (0..m).into_par_iter().for_each(|i| {
+        let base = bias.map_or(0.0, |b| b[i]);
+        for j in 0..n {
+            let at = c.at(i, j);
+            // SAFETY: (i, j) is inside C, and row i is this task's alone.
+            unsafe {
+                let v = *at + base;
+                *at = if ep.relu { relu(v) } else { v };
+            }
+        }
+    });
+}
+
+/// A right operand as the left operand of the transposed product.
+struct AsA<'a, B>(&'a B);
+
+impl<B: PackB> PackA for AsA<'_, B> {
+    fn pack_a(&self, i0: usize, rows: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
+        self.0.pack_b(k0, kc, i0, rows, mr, dst)
+    }
+}
+
+/// A left operand as the right operand of the transposed product.
+struct AsB<'a, A>(&'a A);
+
+impl<A: PackA> PackB for AsB<'_, A> {
+    fn pack_b(&self, k0: usize, kc: usize, j0: usize, cols: usize, nr: usize, dst: &mut [f32]) {
+        self.0.pack_a(j0, cols, k0, kc, nr, dst)
+    }
+}
+
+/// The destination of the transposed product.
+struct Transposed<'a, S>(&'a S);
+
+impl<S: Sink> Sink for Transposed<'_, S> {
+    fn at(&self, i: usize, j: usize) -> *mut f32 {
+        self.0.at(j, i)
+    }
+    fn row_stride(&self, _: usize, _: usize) -> Option<usize> {
+        None
     }
 }
 
@@ -457,22 +599,43 @@ mod tests {
                         want[i * n + j] = (s + bias[i] as f64).max(0.0);
                     }
                 }
-                // A transposed in memory, to exercise a strided pack
+                // each operand as it is and transposed in memory: every way of packing
                 let at: Vec<f32> = (0..k * m).map(|x| a[(x % m) * k + x / m]).collect();
-                let av = Strided {
-                    data: &at,
-                    off: 0,
-                    rs: 1,
-                    cs: m,
-                };
-                let bv = Strided {
-                    data: &b,
-                    off: 0,
-                    rs: n,
-                    cs: 1,
-                };
+                let bt: Vec<f32> = (0..k * n).map(|x| b[(x % k) * n + x / k]).collect();
+                let a_layouts = [
+                    Strided {
+                        data: &at,
+                        off: 0,
+                        rs: 1,
+                        cs: m,
+                    },
+                    Strided {
+                        data: &a,
+                        off: 0,
+                        rs: k,
+                        cs: 1,
+                    },
+                ];
+                let b_layouts = [
+                    Strided {
+                        data: &b,
+                        off: 0,
+                        rs: n,
+                        cs: 1,
+                    },
+                    Strided {
+                        data: &bt,
+                        off: 0,
+                        rs: 1,
+                        cs: k,
+                    },
+                ];
+                let av = a_layouts[0];
+                let bv = b_layouts[0];
                 let mut first: Option<Vec<f32>> = None;
-                for threads in [1, 2, 3] {
+                for (threads, layout) in [(1, 0), (2, 0), (3, 0), (2, 1), (2, 2), (2, 3)] {
+                    let av = a_layouts[layout % 2];
+                    let bv = b_layouts[layout / 2];
                     for packed in [false, true] {
                         let mut c = vec![f32::NAN; m * n];
                         let ep = Epilogue {
@@ -503,6 +666,32 @@ mod tests {
                                 "{isa:?} {m}x{n}x{k} threads {threads}"
                             ),
                         }
+                    }
+                }
+                // as the transposed product, in every layout; the same bits for any
+                // thread count
+                let mut seen: Option<Vec<u32>> = None;
+                for (threads, layout) in [(1, 0), (3, 0), (2, 1), (2, 2), (2, 3)] {
+                    let mut c = vec![f32::NAN; m * n];
+                    let ep = Epilogue {
+                        accumulate: false,
+                        bias: Some(&bias),
+                        relu: true,
+                    };
+                    let sink = StridedMut::new(&mut c, 0, m, n, n, 1);
+                    let (av, bv) = (&a_layouts[layout % 2], &b_layouts[layout / 2]);
+                    gemm_transposed_with(isa, threads, m, n, k, av, bv, &sink, ep);
+                    for (x, (&g, &w)) in c.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g as f64 - w).abs()
+                                <= 1e-5 * (1.0 + k as f64).sqrt() * (1.0 + w.abs()),
+                            "{isa:?} transposed {m}x{n}x{k}: element {x}: {g} vs {w}"
+                        );
+                    }
+                    let bits: Vec<u32> = c.iter().map(|v| v.to_bits()).collect();
+                    match &seen {
+                        None => seen = Some(bits),
+                        Some(f) => assert_eq!(f, &bits, "{isa:?} transposed {m}x{n}x{k}"),
                     }
                 }
                 // accumulate: C += A B on top of the result
