@@ -56,6 +56,63 @@ fn segments(j0: usize, len: usize, p: usize, wo: usize, out: &mut Vec<Seg>) {
     }
 }
 
+/// `d = s` for a run of a few values (an output row of a small image is 7 to 56
+/// values): fixed-size moves, overlapping at the end, where `copy_from_slice` of a
+/// length unknown at compile time calls memmove, whose call cost as much as the copy.
+#[inline(always)]
+fn copy_run(d: &mut [f32], s: &[f32]) {
+    let n = d.len();
+    match n {
+        0 => {}
+        1..=3 => {
+            for (o, &v) in d.iter_mut().zip(s) {
+                *o = v;
+            }
+        }
+        4..=7 => {
+            d[..4].copy_from_slice(&s[..4]);
+            d[n - 4..].copy_from_slice(&s[n - 4..n]);
+        }
+        8..=64 => {
+            let mut i = 0;
+            while i + 8 <= n {
+                d[i..i + 8].copy_from_slice(&s[i..i + 8]);
+                i += 8;
+            }
+            if i < n {
+                d[n - 8..].copy_from_slice(&s[n - 8..n]);
+            }
+        }
+        _ => d.copy_from_slice(s),
+    }
+}
+
+/// `d = 0` for a run of a few values (mostly none: the padding's edge), as
+/// [`copy_run`].
+#[inline(always)]
+fn zero_run(d: &mut [f32]) {
+    let n = d.len();
+    match n {
+        0 => {}
+        1..=3 => d.iter_mut().for_each(|o| *o = 0.0),
+        4..=7 => {
+            d[..4].copy_from_slice(&[0.0; 4]);
+            d[n - 4..].copy_from_slice(&[0.0; 4]);
+        }
+        8..=64 => {
+            let mut i = 0;
+            while i + 8 <= n {
+                d[i..i + 8].copy_from_slice(&[0.0; 8]);
+                i += 8;
+            }
+            if i < n {
+                d[n - 8..].copy_from_slice(&[0.0; 8]);
+            }
+        }
+        _ => d.fill(0.0),
+    }
+}
+
 /// The column matrix of group `grp` of the images of `x` (which starts at the first
 /// image of the product), as a product operand.
 pub struct Cols<'a> {
@@ -98,13 +155,13 @@ impl<'a> Cols<'a> {
         for s in segs {
             let d = &mut dst[s.at..s.at + s.len];
             if s.i < ilo || s.i >= ihi {
-                d.fill(0.0);
+                zero_run(d);
                 continue;
             }
             let a = s.j.max(jlo).min(s.j + s.len);
             let b = (s.j + s.len).min(jhi).max(a);
-            d[..a - s.j].fill(0.0);
-            d[b - s.j..].fill(0.0);
+            zero_run(&mut d[..a - s.j]);
+            zero_run(&mut d[b - s.j..]);
             if a == b {
                 continue;
             }
@@ -113,7 +170,7 @@ impl<'a> Cols<'a> {
             let at = ((s.img * g.c + self.c0 + c) * g.h + ih) * g.w + iw;
             let d = &mut d[a - s.j..b - s.j];
             if sw == 1 {
-                d.copy_from_slice(&self.x[at..at + d.len()]);
+                copy_run(d, &self.x[at..at + d.len()]);
             } else {
                 for (o, &x) in d.iter_mut().zip(self.x[at..].iter().step_by(sw)) {
                     *o = x;
