@@ -337,3 +337,53 @@ fn throughput_on_16x64x112x112() {
         );
     }
 }
+
+/// The 2x2/2 backward (four windows at a time where a row has them) routes each dy
+/// as a row-major scan for the first strict maximum does, over ties, infinities and
+/// NaNs (passed over; the first pixel when nothing is greater than -inf).
+#[test]
+fn fast_2x2_backward_routes_as_a_scan_on_ties_and_nans() {
+    let o = opts(PoolMethod::Max, [2, 2], [2, 2], Pad::all(0));
+    for (i, shape) in [[2, 3, 6, 18], [1, 2, 4, 8], [1, 1, 5, 11], [2, 2, 8, 24]]
+        .iter()
+        .enumerate()
+    {
+        let d = gradcheck::random(shape, 300 + i as u64);
+        // few distinct values, so that windows tie; some NaN and infinities
+        let x: Vec<f32> = d
+            .data()
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| match k % 13 {
+                3 => f32::NAN,
+                7 => f32::NEG_INFINITY,
+                11 => f32::INFINITY,
+                _ => (v * 2.0).round(),
+            })
+            .collect();
+        let x = Tensor::from_vec(shape, x).unwrap();
+        let (oh, ow) = (shape[2] / 2, shape[3] / 2);
+        let dy = gradcheck::random(&[shape[0], shape[1], oh, ow], 400 + i as u64);
+        let dx = pool::backward(&x, &o, &dy).unwrap();
+        let mut want = vec![0.0f32; x.len()];
+        let w = shape[3];
+        for plane in 0..shape[0] * shape[1] {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let at =
+                        |u: usize, v: usize| plane * shape[2] * w + (2 * oy + u) * w + 2 * ox + v;
+                    let (mut best, mut arg) = (f32::NEG_INFINITY, at(0, 0));
+                    for (u, v) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                        if x.data()[at(u, v)] > best {
+                            best = x.data()[at(u, v)];
+                            arg = at(u, v);
+                        }
+                    }
+                    want[arg] = dy.data()[(plane * oh + oy) * ow + ox];
+                }
+            }
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(dx.data()), bits(&want), "{shape:?}");
+    }
+}

@@ -12,6 +12,8 @@
 
 use super::conv_gemm::Geom;
 use super::sgemm::{PackA, PackB, Sink};
+use super::transpose;
+use std::cell::RefCell;
 use std::ops::Range;
 
 /// The output indices `i` whose input index `i*stride + shift - pad` lies in
@@ -200,19 +202,21 @@ impl PackB for ColsT<'_> {
     fn pack_b(&self, j0: usize, kc: usize, k0: usize, cols: usize, nr: usize, dst: &mut [f32]) {
         let mut segs = Vec::new();
         segments(j0, kc, self.0.g.p(), self.0.g.wo, &mut segs);
-        let mut row = vec![0.0; kc];
-        let dst = &mut dst[..kc * nr];
-        for t in 0..nr {
-            if t < cols {
-                self.0.row(k0 + t, &segs, &mut row);
-                for (d, &v) in dst[t..].iter_mut().step_by(nr).zip(&row) {
-                    *d = v;
-                }
-            } else {
-                dst[t..].iter_mut().step_by(nr).for_each(|d| *d = 0.0);
+        // the taps' rows as they are laid out, then transposed into the panel
+        ROWS.with(|rows| {
+            let mut rows = rows.borrow_mut();
+            rows.resize(cols * kc, 0.0);
+            for (t, row) in rows.chunks_exact_mut(kc).enumerate() {
+                self.0.row(k0 + t, &segs, row);
             }
-        }
+            transpose::rows_to_groups(&rows, kc, cols, kc, nr, dst);
+        });
     }
+}
+
+thread_local! {
+    /// [`ColsT`]'s rows before they are transposed.
+    static ROWS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// One side of a convolution (`y` or `dy`, or for a 1x1 convolution `x` or `dx`) as
@@ -314,20 +318,17 @@ impl PackA for Planes<'_> {
     /// Rows output channels, depth positions: the filter gradient's left operand.
     fn pack_a(&self, i0: usize, rows: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
         let dst = &mut dst[..kc * mr];
-        for r in 0..mr {
-            if r < rows {
-                for (at, src) in self.runs(i0 + r, k0, kc) {
-                    for (d, &v) in dst[at * mr + r..]
-                        .iter_mut()
-                        .step_by(mr)
-                        .zip(self.slice(src))
-                    {
-                        *d = v;
-                    }
-                }
-            } else {
-                dst[r..].iter_mut().step_by(mr).for_each(|d| *d = 0.0);
-            }
+        if rows == 0 {
+            dst.fill(0.0);
+            return;
+        }
+        // within an image, the panel's rows are planes `p` apart
+        for (at, run) in self.runs(i0, k0, kc) {
+            let end = run.start + (rows - 1) * self.p + run.len();
+            assert!(end <= self.len, "output rows outside the tensor");
+            let src = self.slice(run.start..end);
+            let d = &mut dst[at * mr..(at + run.len()) * mr];
+            transpose::rows_to_groups(src, self.p, rows, run.len(), mr, d);
         }
     }
 }
