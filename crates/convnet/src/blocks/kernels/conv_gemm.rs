@@ -98,7 +98,7 @@ impl Geom {
     pub(crate) fn y_len(&self) -> usize {
         self.c_out * self.p()
     }
-    fn unpadded(&self) -> bool {
+    pub(crate) fn unpadded(&self) -> bool {
         self.pad == Pad::default()
     }
     /// A kernel covering the whole unpadded input: a fully connected layer.

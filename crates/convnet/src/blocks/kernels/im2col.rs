@@ -59,31 +59,31 @@ fn segments(j0: usize, len: usize, p: usize, wo: usize, out: &mut Vec<Seg>) {
 }
 
 /// `d = s` for a run of a few values (an output row of a small image is 7 to 56
-/// values): fixed-size moves, overlapping at the end, where `copy_from_slice` of a
-/// length unknown at compile time calls memmove, whose call cost as much as the copy.
+/// values): two fixed-size moves that overlap in the middle, where
+/// `copy_from_slice` of a length unknown at compile time (or a loop, which the
+/// compiler turns into one) calls memmove, whose call cost as much as the copy.
 #[inline(always)]
 fn copy_run(d: &mut [f32], s: &[f32]) {
     let n = d.len();
+    let s = &s[..n];
     match n {
         0 => {}
         1..=3 => {
-            for (o, &v) in d.iter_mut().zip(s) {
-                *o = v;
-            }
+            d[0] = s[0];
+            d[n / 2] = s[n / 2];
+            d[n - 1] = s[n - 1];
         }
         4..=7 => {
             d[..4].copy_from_slice(&s[..4]);
-            d[n - 4..].copy_from_slice(&s[n - 4..n]);
+            d[n - 4..].copy_from_slice(&s[n - 4..]);
         }
-        8..=64 => {
-            let mut i = 0;
-            while i + 8 <= n {
-                d[i..i + 8].copy_from_slice(&s[i..i + 8]);
-                i += 8;
-            }
-            if i < n {
-                d[n - 8..].copy_from_slice(&s[n - 8..n]);
-            }
+        8..=16 => {
+            d[..8].copy_from_slice(&s[..8]);
+            d[n - 8..].copy_from_slice(&s[n - 8..]);
+        }
+        17..=32 => {
+            d[..16].copy_from_slice(&s[..16]);
+            d[n - 16..].copy_from_slice(&s[n - 16..]);
         }
         _ => d.copy_from_slice(s),
     }
@@ -96,20 +96,18 @@ fn zero_run(d: &mut [f32]) {
     let n = d.len();
     match n {
         0 => {}
-        1..=3 => d.iter_mut().for_each(|o| *o = 0.0),
+        1..=3 => {
+            d[0] = 0.0;
+            d[n / 2] = 0.0;
+            d[n - 1] = 0.0;
+        }
         4..=7 => {
             d[..4].copy_from_slice(&[0.0; 4]);
             d[n - 4..].copy_from_slice(&[0.0; 4]);
         }
-        8..=64 => {
-            let mut i = 0;
-            while i + 8 <= n {
-                d[i..i + 8].copy_from_slice(&[0.0; 8]);
-                i += 8;
-            }
-            if i < n {
-                d[n - 8..].copy_from_slice(&[0.0; 8]);
-            }
+        8..=16 => {
+            d[..8].copy_from_slice(&[0.0; 8]);
+            d[n - 8..].copy_from_slice(&[0.0; 8]);
         }
         _ => d.fill(0.0),
     }
@@ -182,13 +180,61 @@ impl<'a> Cols<'a> {
     }
 }
 
+impl Cols<'_> {
+    /// Rows `k0..k0 + rows.len() / len` of the column matrix, `len` columns each, at
+    /// the columns of `segs` into `rows`.
+    fn rows(&self, k0: usize, segs: &[Seg], len: usize, rows: &mut [f32]) {
+        if self.g.unpadded() {
+            return self.rows_unpadded(k0, segs, len, rows);
+        }
+        for (t, row) in rows.chunks_exact_mut(len).enumerate() {
+            self.row(k0 + t, segs, row);
+        }
+    }
+
+    /// [`Cols::rows`] without padding: every pixel a row reads is inside the image,
+    /// so where each segment starts is found once for all rows, and a row only adds
+    /// its tap's offset (LeNet's second layer has 8-wide output rows: a segment per 8
+    /// values).
+    fn rows_unpadded(&self, k0: usize, segs: &[Seg], len: usize, rows: &mut [f32]) {
+        let g = self.g;
+        let (sh, sw) = (g.stride[0], g.stride[1]);
+        let starts: Vec<usize> = segs
+            .iter()
+            .map(|s| ((s.img * g.c + self.c0) * g.h + s.i * sh) * g.w + s.j * sw)
+            .collect();
+        for (t, row) in rows.chunks_exact_mut(len).enumerate() {
+            let k = k0 + t;
+            let (c, uv) = (k / (g.kh * g.kw), k % (g.kh * g.kw));
+            let (u, v) = (uv / g.kw, uv % g.kw);
+            let tap = (c * g.h + u * g.dilation[0]) * g.w + v * g.dilation[1];
+            for (s, &start) in segs.iter().zip(&starts) {
+                let d = &mut row[s.at..s.at + s.len];
+                let at = start + tap;
+                if sw == 1 {
+                    copy_run(d, &self.x[at..at + s.len]);
+                } else {
+                    let src = &self.x[at..at + (s.len - 1) * sw + 1];
+                    for (o, &x) in d.iter_mut().zip(src.iter().step_by(sw)) {
+                        *o = x;
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl PackB for Cols<'_> {
     /// Rows are kernel taps, columns output positions: the forward's operand.
     fn pack_b(&self, k0: usize, kc: usize, j0: usize, cols: usize, nr: usize, dst: &mut [f32]) {
         let mut segs = Vec::new();
         segments(j0, cols, self.g.p(), self.g.wo, &mut segs);
-        for (kk, d) in dst[..kc * nr].chunks_exact_mut(nr).enumerate() {
-            self.row(k0 + kk, &segs, &mut d[..cols]);
+        let dst = &mut dst[..kc * nr];
+        if cols == nr {
+            return self.rows(k0, &segs, nr, dst);
+        }
+        for (kk, d) in dst.chunks_exact_mut(nr).enumerate() {
+            self.rows(k0 + kk, &segs, cols, &mut d[..cols]);
             d[cols..].fill(0.0);
         }
     }
@@ -206,9 +252,7 @@ impl PackB for ColsT<'_> {
         ROWS.with(|rows| {
             let mut rows = rows.borrow_mut();
             rows.resize(cols * kc, 0.0);
-            for (t, row) in rows.chunks_exact_mut(kc).enumerate() {
-                self.0.row(k0 + t, &segs, row);
-            }
+            self.0.rows(k0, &segs, kc, &mut rows);
             transpose::rows_to_groups(&rows, kc, cols, kc, nr, dst);
         });
     }
