@@ -424,6 +424,16 @@ pub fn col2im(g: &Geom, col: &[f32], ncols: usize, first: usize, c: usize, dxc: 
         for v in 0..g.kw {
             let r = (c * g.kh + u) * g.kw + v;
             let src = &col[r * ncols + first..r * ncols + first + len];
+            if g.unpadded() && sw == 1 {
+                // every output row reads a whole run inside the image
+                for (i, s) in src.chunks_exact(g.wo).enumerate() {
+                    let at = (i * g.stride[0] + u * g.dilation[0]) * g.w + v * g.dilation[1];
+                    for (o, &x) in dxc[at..at + g.wo].iter_mut().zip(s) {
+                        *o += x;
+                    }
+                }
+                continue;
+            }
             for_each_run(g, 0..g.ho, u, v, |range, at| {
                 let s = &src[range];
                 if sw == 1 {
