@@ -180,7 +180,7 @@ fn conv_gradients_over_configurations() {
 /// are computed transposed, with the bias added afterwards.
 #[test]
 fn conv_gradients_with_few_positions() {
-    let cases: [Config; 4] = [
+    let cases: [Config; 6] = [
         (
             Pad::all(1),
             [1, 1],
@@ -212,6 +212,23 @@ fn conv_gradients_with_few_positions() {
             1,
             Dims4::new(1, 70, 3, 3),
             [3, 3, 3],
+        ),
+        // fully connected, past the batch its own forward takes (16)
+        (
+            Pad::all(0),
+            [1, 1],
+            [1, 1],
+            1,
+            Dims4::new(20, 6, 3, 3),
+            [60, 3, 3],
+        ),
+        (
+            Pad::all(0),
+            [1, 1],
+            [1, 1],
+            1,
+            Dims4::new(20, 30, 2, 2),
+            [60, 2, 2],
         ),
     ];
     for (idx, cfg) in cases.into_iter().enumerate() {

@@ -154,7 +154,8 @@ fn products_forward(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, relu: boo
         let out = Planes::output_mut(g, y, grp);
         let np = g.n * g.p();
         if sgemm::transpose_pays(cpu::isa(), og, np) {
-            sgemm::gemm_transposed(og, np, kg, &wv, &cols, &out, ep);
+            // transposed by gemm
+            sgemm::gemm(og, np, kg, &wv, &cols, &out, ep);
         } else {
             let a = PackedA::new(cpu::isa(), &wv, og, kg);
             sgemm::gemm(og, np, kg, &a, &cols, &out, ep);
@@ -231,7 +232,7 @@ fn small_backward_data<'a>(
         for grp in 0..g.groups {
             let dyv = Planes::output(g, dy, grp);
             let out = Planes::input_mut(g, dx, grp);
-            sgemm::gemm_transposed(kg, cols, og, &wt(grp), &dyv, &out, Epilogue::default());
+            sgemm::gemm(kg, cols, og, &wt(grp), &dyv, &out, Epilogue::default());
         }
         return;
     }
@@ -240,7 +241,7 @@ fn small_backward_data<'a>(
     for grp in 0..g.groups {
         let dyv = Planes::output(g, dy, grp);
         let out = StridedMut::new(&mut dcol, 0, kg, cols, cols, 1);
-        sgemm::gemm_transposed(kg, cols, og, &wt(grp), &dyv, &out, Epilogue::default());
+        sgemm::gemm(kg, cols, og, &wt(grp), &dyv, &out, Epilogue::default());
         fold(g, &dcol, cols, grp, dx);
     }
 }

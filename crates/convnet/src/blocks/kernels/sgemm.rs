@@ -248,7 +248,9 @@ fn aligned(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut v[skip..skip + len]
 }
 
-/// `C = A B` (m x n, depth k) finished by `ep`, on the current rayon pool.
+/// `C = A B` (m x n, depth k) finished by `ep`, on the current rayon pool; computed
+/// as `C^T = B^T A^T` where that wastes less of the micro-kernel's tiles (see
+/// [`transpose_pays`]) and neither operand is held packed for this orientation.
 pub fn gemm(
     m: usize,
     n: usize,
@@ -258,17 +260,14 @@ pub fn gemm(
     c: &impl Sink,
     ep: Epilogue,
 ) {
-    gemm_with(
-        cpu::isa(),
-        rayon::current_num_threads(),
-        m,
-        n,
-        k,
-        a,
-        b,
-        c,
-        ep,
-    )
+    let isa = cpu::isa();
+    let threads = rayon::current_num_threads();
+    let prepacked = a.packed_a(0, 0, 0).is_some() || b.packed_b(0, 0, 0).is_some();
+    if !prepacked && transpose_pays(isa, m, n) {
+        gemm_transposed_with(isa, threads, m, n, k, a, b, c, ep)
+    } else {
+        gemm_with(isa, threads, m, n, k, a, b, c, ep)
+    }
 }
 
 /// [`gemm`] with a chosen kernel level and split into up to `threads` parts.
@@ -322,22 +321,9 @@ pub fn transpose_pays(isa: Isa, m: usize, n: usize) -> bool {
     padded(n, m) * 5 < padded(m, n) * 4
 }
 
-/// [`gemm`] computed as `C^T = B^T A^T` (see [`transpose_pays`]); the bias and ReLU
-/// are applied afterwards, as the kernel adds a bias per row of its own product.
-pub fn gemm_transposed(
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &impl PackA,
-    b: &impl PackB,
-    c: &impl Sink,
-    ep: Epilogue,
-) {
-    let threads = rayon::current_num_threads();
-    gemm_transposed_with(cpu::isa(), threads, m, n, k, a, b, c, ep)
-}
-
-/// [`gemm_transposed`] with a chosen kernel level and split into up to `threads` parts.
+/// `C = A B` computed as `C^T = B^T A^T` with a chosen kernel level and split into up
+/// to `threads` parts; the bias and ReLU are applied afterwards, as the kernel adds
+/// a bias per row of its own product.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_transposed_with(
     isa: Isa,
