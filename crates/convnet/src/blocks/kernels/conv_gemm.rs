@@ -136,7 +136,44 @@ pub fn forward_direct(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut
     products_forward(g, x, w, b, false, y)
 }
 
+/// Output rows up to which a padded input is copied with its padding written out.
+const PAD_COPY_WIDTH: usize = 32;
+
+/// A copy of `x` with its padding written out as zeros, and the geometry that reads
+/// it without padding, for small images: im2col then copies whole runs and clips
+/// none (ResNet-18's 7x7 layers: a run of 7 per tap and row, most of them clipped on
+/// one side). Larger images have long runs whose clipping costs little, and their
+/// copy would cost memory.
+fn padded_copy(g: &Geom, x: &[f32]) -> Option<(Geom, Vec<f32>)> {
+    if g.unpadded() || g.wo > PAD_COPY_WIDTH {
+        return None;
+    }
+    let p = g.pad;
+    let (hp, wp) = (g.h + p.top + p.bottom, g.w + p.left + p.right);
+    let mut xp = vec![0.0f32; g.n * g.c * hp * wp];
+    xp.par_chunks_mut(hp * wp)
+        .zip(x.par_chunks(g.h * g.w))
+        .for_each(|(dst, src)| {
+            for (i, row) in src.chunks_exact(g.w).enumerate() {
+                let at = (i + p.top) * wp + p.left;
+                dst[at..at + g.w].copy_from_slice(row);
+            }
+        });
+    let gp = Geom {
+        h: hp,
+        w: wp,
+        pad: Pad::default(),
+        ..*g
+    };
+    Some((gp, xp))
+}
+
 fn products_forward(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, relu: bool, y: &mut [f32]) {
+    let padded = padded_copy(g, x);
+    let (g, x) = match &padded {
+        Some((gp, xp)) => (gp, &xp[..]),
+        None => (g, x),
+    };
     let (og, kg) = (g.og(), g.kg());
     for grp in 0..g.groups {
         let wv = Strided {
@@ -322,6 +359,11 @@ fn filter_products(
     accumulate: bool,
     threads: usize,
 ) {
+    let padded = padded_copy(g, x);
+    let (g, x) = match &padded {
+        Some((gp, xp)) => (gp, &xp[..]),
+        None => (g, x),
+    };
     let (og, kg) = (g.og(), g.kg());
     for grp in 0..g.groups {
         let dyv = Planes::output(g, dy, grp);
