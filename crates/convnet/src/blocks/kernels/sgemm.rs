@@ -291,22 +291,59 @@ pub fn gemm_with(
     let t = threads.max(1);
     // Split the columns where there are enough of them; else the rows (each part
     // then packs all of B, which is small in that case).
-    let parts: Vec<(Range<usize>, Range<usize>)> = if np >= t || np >= mp {
-        split(np, t)
+    let parts: Vec<Vec<(Range<usize>, Range<usize>)>> = if np >= t || np >= mp {
+        tile_split(mp, np, t)
             .into_iter()
-            .map(|p| (0..mp, p.start * mk.nr..(p.end * mk.nr).min(n)))
+            .map(|blocks| {
+                blocks
+                    .into_iter()
+                    .map(|(rows, p)| (rows, p.start * mk.nr..(p.end * mk.nr).min(n)))
+                    .collect()
+            })
             .collect()
     } else {
-        split(mp, t).into_iter().map(|p| (p, 0..n)).collect()
+        split(mp, t).into_iter().map(|p| vec![(p, 0..n)]).collect()
     };
-    let run = |(rows, cols): &(Range<usize>, Range<usize>)| {
-        block(mk, m, k, a, b, c, ep, rows.clone(), cols.clone())
+    let run = |blocks: &Vec<(Range<usize>, Range<usize>)>| {
+        for (rows, cols) in blocks {
+            block(mk, m, k, a, b, c, ep, rows.clone(), cols.clone())
+        }
     };
     if parts.len() == 1 {
         run(&parts[0]);
     } else {
         parts.par_iter().for_each(run);
     }
+}
+
+/// The `mp x np` tiles (row panels by column panels) cut into at most `parts` runs
+/// of near-equal length, column panel after column panel: each run is a list of
+/// blocks (row panels, column panels). Five column panels over two threads are
+/// two and a half each, not three and two (ResNet-18's 14x14 layers at batch 1);
+/// a panel cut between two runs has its B packed by both.
+fn tile_split(mp: usize, np: usize, parts: usize) -> Vec<Vec<(Range<usize>, Range<usize>)>> {
+    let total = mp * np;
+    let parts = parts.min(total).max(1);
+    (0..parts)
+        .map(|i| {
+            let (mut u, end) = (i * total / parts, (i + 1) * total / parts);
+            let mut blocks = Vec::new();
+            while u < end {
+                let (p, r) = (u / mp, u % mp);
+                if r == 0 && end - u >= mp {
+                    let full = (end - u) / mp;
+                    blocks.push((0..mp, p..p + full));
+                    u += full * mp;
+                } else {
+                    let stop = (r + end - u).min(mp);
+                    blocks.push((r..stop, p..p + 1));
+                    u += stop - r;
+                }
+            }
+            blocks
+        })
+        .filter(|b| !b.is_empty())
+        .collect()
 }
 
 /// Whether `C = A B` (m x n) is cheaper computed as `C^T = B^T A^T`: the
@@ -702,6 +739,40 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn tiles_are_split_evenly_and_each_once() {
+        for (mp, np, parts) in [
+            (32, 5, 2),
+            (7, 11, 2),
+            (3, 2, 3),
+            (1, 1, 4),
+            (64, 4, 2),
+            (5, 3, 7),
+        ] {
+            let runs = tile_split(mp, np, parts);
+            let mut seen = vec![0; mp * np];
+            let sizes: Vec<usize> = runs
+                .iter()
+                .map(|blocks| {
+                    blocks
+                        .iter()
+                        .map(|(rows, panels)| {
+                            for p in panels.clone() {
+                                for r in rows.clone() {
+                                    seen[p * mp + r] += 1;
+                                }
+                            }
+                            rows.len() * panels.len()
+                        })
+                        .sum()
+                })
+                .collect();
+            assert!(seen.iter().all(|&s| s == 1), "{mp}x{np}/{parts}: {seen:?}");
+            let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
+            assert!(hi - lo <= 1, "{mp}x{np}/{parts}: {sizes:?}");
         }
     }
 
