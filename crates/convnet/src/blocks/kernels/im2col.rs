@@ -387,6 +387,9 @@ impl Sink for Planes<'_> {
     fn row_stride(&self, j0: usize, cols: usize) -> Option<usize> {
         (j0 % self.p + cols <= self.p).then_some(self.p)
     }
+    fn run_len(&self, j: usize, most: usize) -> usize {
+        (self.p - j % self.p).min(most)
+    }
 }
 
 /// Walks one row `(u, v)` of a column matrix over output rows `rows`: calls

@@ -55,6 +55,11 @@ pub trait Sink: Sync {
     /// The row stride, when columns `j0..j0 + cols` of every row are contiguous at
     /// [`Sink::at`]`(i, j0)` and rows are that far apart.
     fn row_stride(&self, j0: usize, cols: usize) -> Option<usize>;
+    /// How many of columns `j..j + most` lie contiguous from [`Sink::at`]`(i, j)`
+    /// in every row (at least 1).
+    fn run_len(&self, _j: usize, _most: usize) -> usize {
+        1
+    }
 }
 
 /// How C is finished.
@@ -232,6 +237,13 @@ impl Sink for StridedMut {
     }
     fn row_stride(&self, _: usize, _: usize) -> Option<usize> {
         (self.cs == 1).then_some(self.rs)
+    }
+    fn run_len(&self, _: usize, most: usize) -> usize {
+        if self.cs == 1 {
+            most
+        } else {
+            1
+        }
     }
 }
 
@@ -544,26 +556,27 @@ fn block(
                                             relu: false,
                                         },
                                     );
-                                    // a row of the edge tile in one run of C is
-                                    // addressed once (finding an element can
-                                    // cost divisions)
-                                    let run = c.row_stride(j0, cj).is_some();
-                                    for r in 0..ri {
-                                        let base = bias.map_or(0.0, |b| b[i0 + r]);
-                                        let row = c.at(i0 + r, j0);
-                                        for j in 0..cj {
-                                            let at = if run {
-                                                row.wrapping_add(j)
-                                            } else {
-                                                c.at(i0 + r, j0 + j)
-                                            };
-                                            let mut v =
-                                                tile[r * nr + j] + if load { *at } else { base };
-                                            if relu {
-                                                v = self::relu(v);
+                                    // each run of C the tile covers (a tile can
+                                    // straddle two images' planes) is addressed
+                                    // once per row: finding an element can cost
+                                    // divisions
+                                    let mut j = 0;
+                                    while j < cj {
+                                        let len = c.run_len(j0 + j, cj - j);
+                                        for r in 0..ri {
+                                            let base = bias.map_or(0.0, |b| b[i0 + r]);
+                                            let row = c.at(i0 + r, j0 + j);
+                                            let src = &tile[r * nr + j..r * nr + j + len];
+                                            for (jj, &t) in src.iter().enumerate() {
+                                                let at = row.wrapping_add(jj);
+                                                let mut v = t + if load { *at } else { base };
+                                                if relu {
+                                                    v = self::relu(v);
+                                                }
+                                                *at = v;
                                             }
-                                            *at = v;
                                         }
+                                        j += len;
                                     }
                                 }
                             }
