@@ -236,6 +236,41 @@ fn conv_gradients_with_few_positions() {
     }
 }
 
+/// 1x1 convolutions at stride 1 without padding read the images as their own column
+/// matrix, image plane by image plane.
+#[test]
+fn pointwise_gradients() {
+    let cases: [Config; 3] = [
+        (
+            Pad::all(0),
+            [1, 1],
+            [1, 1],
+            1,
+            Dims4::new(3, 6, 5, 7),
+            [4, 1, 1],
+        ),
+        (
+            Pad::all(0),
+            [1, 1],
+            [1, 1],
+            2,
+            Dims4::new(2, 8, 9, 9),
+            [6, 1, 1],
+        ),
+        (
+            Pad::all(0),
+            [1, 1],
+            [1, 1],
+            1,
+            Dims4::new(4, 5, 7, 7),
+            [12, 1, 1],
+        ),
+    ];
+    for (idx, cfg) in cases.into_iter().enumerate() {
+        assert!(check_conv(2000 + idx, cfg), "case {idx} has no output");
+    }
+}
+
 #[test]
 fn convt_gradients_over_configurations() {
     let mut checked = 0;

@@ -21,7 +21,7 @@
 use super::cpu;
 use super::fc;
 use super::im2col::{col2im, Cols, ColsT, Planes};
-use super::sgemm::{self, Epilogue, PackedA, Strided, StridedMut};
+use super::sgemm::{self, Epilogue, PackB, PackedA, Strided, StridedMut};
 use super::winograd;
 use crate::blocks::Pad;
 use crate::tensor::Dims4;
@@ -187,16 +187,32 @@ fn products_forward(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, relu: boo
             bias: b.map(|b| &b[grp * og..(grp + 1) * og]),
             relu,
         };
-        let cols = Cols::new(g, x, grp);
         let out = Planes::output_mut(g, y, grp);
-        let np = g.n * g.p();
-        if sgemm::transpose_pays(cpu::isa(), og, np) {
-            // transposed by gemm
-            sgemm::gemm(og, np, kg, &wv, &cols, &out, ep);
+        let size = [og, kg, g.n * g.p()];
+        if g.is_pointwise() {
+            // the images are their own column matrix: whole runs of a plane
+            weights_times(size, &wv, &Planes::input(g, x, grp), &out, ep);
         } else {
-            let a = PackedA::new(cpu::isa(), &wv, og, kg);
-            sgemm::gemm(og, np, kg, &a, &cols, &out, ep);
+            weights_times(size, &wv, &Cols::new(g, x, grp), &out, ep);
         }
+    }
+}
+
+/// `out = W cols` finished by `ep`, `W` one group's filters (og x kg) and `cols`
+/// kg x np: `W` is packed once for all threads, unless the product runs
+/// transposed (few columns), where each thread packs its own share of it.
+fn weights_times(
+    [og, kg, np]: [usize; 3],
+    w: &Strided,
+    cols: &impl PackB,
+    out: &Planes,
+    ep: Epilogue,
+) {
+    if sgemm::transpose_pays(cpu::isa(), og, np) {
+        sgemm::gemm(og, np, kg, w, cols, out, ep);
+    } else {
+        let a = PackedA::new(cpu::isa(), w, og, kg);
+        sgemm::gemm(og, np, kg, &a, cols, out, ep);
     }
 }
 

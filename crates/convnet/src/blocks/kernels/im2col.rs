@@ -85,6 +85,10 @@ fn copy_run(d: &mut [f32], s: &[f32]) {
             d[..16].copy_from_slice(&s[..16]);
             d[n - 16..].copy_from_slice(&s[n - 16..]);
         }
+        33..=64 => {
+            d[..32].copy_from_slice(&s[..32]);
+            d[n - 32..].copy_from_slice(&s[n - 32..]);
+        }
         _ => d.copy_from_slice(s),
     }
 }
@@ -300,6 +304,18 @@ impl<'a> Planes<'a> {
         Self::make(y.as_mut_ptr(), y.len(), true, g.c_out, grp * g.og(), g.p())
     }
     /// The input side of group `grp` of a 1x1 convolution at stride 1 without
+    /// padding (where the column matrix is the image itself), read-only.
+    pub fn input(g: &Geom, x: &'a [f32], grp: usize) -> Self {
+        Self::make(
+            x.as_ptr() as *mut f32,
+            x.len(),
+            false,
+            g.c,
+            grp * g.cg(),
+            g.h * g.w,
+        )
+    }
+    /// The input side of group `grp` of a 1x1 convolution at stride 1 without
     /// padding (where the column matrix is the image itself), to be written.
     pub fn input_mut(g: &Geom, x: &'a mut [f32], grp: usize) -> Self {
         Self::make(x.as_mut_ptr(), x.len(), true, g.c, grp * g.cg(), g.h * g.w)
@@ -351,7 +367,7 @@ impl PackB for Planes<'_> {
     fn pack_b(&self, k0: usize, kc: usize, j0: usize, cols: usize, nr: usize, dst: &mut [f32]) {
         for (kk, d) in dst[..kc * nr].chunks_exact_mut(nr).enumerate() {
             for (at, r) in self.runs(k0 + kk, j0, cols) {
-                d[at..at + r.len()].copy_from_slice(self.slice(r));
+                copy_run(&mut d[at..at + r.len()], self.slice(r));
             }
             d[cols..].fill(0.0);
         }
