@@ -140,12 +140,14 @@ pub fn forward_direct(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, y: &mut
 const PAD_COPY_WIDTH: usize = 32;
 
 /// A copy of `x` with its padding written out as zeros, and the geometry that reads
-/// it without padding, for small images: im2col then copies whole runs and clips
-/// none (ResNet-18's 7x7 layers: a run of 7 per tap and row, most of them clipped on
-/// one side). Larger images have long runs whose clipping costs little, and their
-/// copy would cost memory.
+/// it without padding, for small images and strided layers: im2col then copies whole
+/// runs and clips none (ResNet-18's 7x7 layers: a run of 7 per tap and row, most of
+/// them clipped on one side), and a strided layer can be split by phase
+/// ([`phase_copy`]). Other large images have long runs whose clipping costs little,
+/// and their copy would cost memory.
 fn padded_copy(g: &Geom, x: &[f32]) -> Option<(Geom, Vec<f32>)> {
-    if g.unpadded() || g.wo > PAD_COPY_WIDTH {
+    // a strided layer is copied whatever its size, to be split by phase after
+    if g.unpadded() || (g.wo > PAD_COPY_WIDTH && g.stride[1] == 1) {
         return None;
     }
     let p = g.pad;
@@ -168,12 +170,35 @@ fn padded_copy(g: &Geom, x: &[f32]) -> Option<(Geom, Vec<f32>)> {
     Some((gp, xp))
 }
 
+/// `x` with each image row split into its `s` phases for [`Cols::with_phases`], and
+/// the phase length, for an unpadded convolution with horizontal stride `s > 1` and
+/// no horizontal dilation.
+fn phase_copy(g: &Geom, x: &[f32]) -> Option<(Vec<f32>, usize)> {
+    let s = g.stride[1];
+    if s == 1 || g.dilation[1] != 1 || !g.unpadded() {
+        return None;
+    }
+    let wq = g.w.div_ceil(s);
+    let mut xp = vec![0.0f32; g.n * g.c * g.h * s * wq];
+    xp.par_chunks_mut(s * wq)
+        .zip(x.par_chunks(g.w))
+        .for_each(|(dst, row)| {
+            for (q, pixels) in row.chunks(s).enumerate() {
+                for (phase, &v) in pixels.iter().enumerate() {
+                    dst[phase * wq + q] = v;
+                }
+            }
+        });
+    Some((xp, wq))
+}
+
 fn products_forward(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, relu: bool, y: &mut [f32]) {
     let padded = padded_copy(g, x);
     let (g, x) = match &padded {
         Some((gp, xp)) => (gp, &xp[..]),
         None => (g, x),
     };
+    let phased = phase_copy(g, x);
     let (og, kg) = (g.og(), g.kg());
     for grp in 0..g.groups {
         let wv = Strided {
@@ -192,6 +217,8 @@ fn products_forward(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, relu: boo
         if g.is_pointwise() {
             // the images are their own column matrix: whole runs of a plane
             weights_times(size, &wv, &Planes::input(g, x, grp), &out, ep);
+        } else if let Some((xp, wq)) = &phased {
+            weights_times(size, &wv, &Cols::with_phases(g, xp, grp, *wq), &out, ep);
         } else {
             weights_times(size, &wv, &Cols::new(g, x, grp), &out, ep);
         }
@@ -380,10 +407,14 @@ fn filter_products(
         Some((gp, xp)) => (gp, &xp[..]),
         None => (g, x),
     };
+    let phased = phase_copy(g, x);
     let (og, kg) = (g.og(), g.kg());
     for grp in 0..g.groups {
         let dyv = Planes::output(g, dy, grp);
-        let cols = ColsT(Cols::new(g, x, grp));
+        let cols = ColsT(match &phased {
+            Some((xp, wq)) => Cols::with_phases(g, xp, grp, *wq),
+            None => Cols::new(g, x, grp),
+        });
         let out = StridedMut::new(dw, grp * og * kg, og, kg, kg, 1);
         let ep = Epilogue {
             accumulate,

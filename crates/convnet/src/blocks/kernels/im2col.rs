@@ -128,6 +128,9 @@ pub struct Cols<'a> {
     /// the image.
     rows_in: Vec<(usize, usize)>,
     cols_in: Vec<(usize, usize)>,
+    /// With `Some(wq)`, `x` holds each image row split by phase (see
+    /// [`Cols::with_phases`]), each phase `wq` long.
+    phases: Option<usize>,
 }
 
 impl<'a> Cols<'a> {
@@ -144,6 +147,20 @@ impl<'a> Cols<'a> {
             c0: grp * g.cg(),
             rows_in,
             cols_in,
+            phases: None,
+        }
+    }
+
+    /// The column matrix of an unpadded convolution with a horizontal stride `s`
+    /// (and no horizontal dilation), read from `xp`: `x` with each image row split
+    /// into its `s` phases, `xp[row][phase][q] = x[row][q * s + phase]`, each phase
+    /// `wq = ceil(w / s)` long. A tap then reads a contiguous run of one phase where
+    /// it read every `s`-th pixel (AlexNet's first layer: stride 4).
+    pub fn with_phases(g: &'a Geom, xp: &'a [f32], grp: usize, wq: usize) -> Self {
+        debug_assert!(g.unpadded() && g.dilation[1] == 1);
+        Cols {
+            phases: Some(wq),
+            ..Cols::new(g, xp, grp)
         }
     }
 
@@ -188,6 +205,9 @@ impl Cols<'_> {
     /// Rows `k0..k0 + rows.len() / len` of the column matrix, `len` columns each, at
     /// the columns of `segs` into `rows`.
     fn rows(&self, k0: usize, segs: &[Seg], len: usize, rows: &mut [f32]) {
+        if let Some(wq) = self.phases {
+            return self.rows_phased(k0, segs, len, wq, rows);
+        }
         if self.g.unpadded() {
             return self.rows_unpadded(k0, segs, len, rows);
         }
@@ -223,6 +243,29 @@ impl Cols<'_> {
                         *o = x;
                     }
                 }
+            }
+        }
+    }
+}
+
+impl Cols<'_> {
+    /// [`Cols::rows_unpadded`] over rows split by phase: every run is contiguous.
+    fn rows_phased(&self, k0: usize, segs: &[Seg], len: usize, wq: usize, rows: &mut [f32]) {
+        let g = self.g;
+        let (sh, sw) = (g.stride[0], g.stride[1]);
+        let row_len = sw * wq;
+        let starts: Vec<usize> = segs
+            .iter()
+            .map(|s| ((s.img * g.c + self.c0) * g.h + s.i * sh) * row_len + s.j)
+            .collect();
+        for (t, row) in rows.chunks_exact_mut(len).enumerate() {
+            let k = k0 + t;
+            let (c, uv) = (k / (g.kh * g.kw), k % (g.kh * g.kw));
+            let (u, v) = (uv / g.kw, uv % g.kw);
+            let tap = (c * g.h + u * g.dilation[0]) * row_len + (v % sw) * wq + v / sw;
+            for (s, &start) in segs.iter().zip(&starts) {
+                let at = start + tap;
+                copy_run(&mut row[s.at..s.at + s.len], &self.x[at..at + s.len]);
             }
         }
     }
