@@ -385,11 +385,11 @@ pub fn gemm_transposed_with(
     c: &impl Sink,
     ep: Epilogue,
 ) {
-    let plain = Epilogue {
-        accumulate: ep.accumulate,
-        bias: None,
-        relu: false,
-    };
+    // C^T goes to a buffer of its own, where the kernel stores whole tiles; C is
+    // then written a run at a time (through C^T, each element was addressed on its
+    // own: a division per element for a convolution's output)
+    let mut ct = vec![0.0f32; n * m];
+    let sink = StridedMut::new(&mut ct, 0, n, m, m, 1);
     gemm_with(
         isa,
         threads,
@@ -398,22 +398,27 @@ pub fn gemm_transposed_with(
         k,
         &AsA(b),
         &AsB(a),
-        &Transposed(c),
-        plain,
+        &sink,
+        Epilogue::default(),
     );
     let bias = ep.bias.filter(|_| !ep.accumulate);
-    if bias.is_none() && !ep.relu {
-        return;
-    }
+    let ct = &ct;
     (0..m).into_par_iter().for_each(|i| {
         let base = bias.map_or(0.0, |b| b[i]);
-        for j in 0..n {
-            let at = c.at(i, j);
-            // SAFETY: (i, j) is inside C, and row i is this task's alone.
-            unsafe {
-                let v = *at + base;
-                *at = if ep.relu { relu(v) } else { v };
+        let mut j = 0;
+        while j < n {
+            let len = c.run_len(j, n - j);
+            let row = c.at(i, j);
+            for jj in 0..len {
+                let at = row.wrapping_add(jj);
+                // SAFETY: (i, j + jj) is inside C, in the run starting at (i, j);
+                // row i is this task's alone.
+                unsafe {
+                    let v = ct[(j + jj) * m + i] + if ep.accumulate { *at } else { base };
+                    *at = if ep.relu { relu(v) } else { v };
+                }
             }
+            j += len;
         }
     });
 }
@@ -433,18 +438,6 @@ struct AsB<'a, A>(&'a A);
 impl<A: PackA> PackB for AsB<'_, A> {
     fn pack_b(&self, k0: usize, kc: usize, j0: usize, cols: usize, nr: usize, dst: &mut [f32]) {
         self.0.pack_a(j0, cols, k0, kc, nr, dst)
-    }
-}
-
-/// The destination of the transposed product.
-struct Transposed<'a, S>(&'a S);
-
-impl<S: Sink> Sink for Transposed<'_, S> {
-    fn at(&self, i: usize, j: usize) -> *mut f32 {
-        self.0.at(j, i)
-    }
-    fn row_stride(&self, _: usize, _: usize) -> Option<usize> {
-        None
     }
 }
 
@@ -730,25 +723,31 @@ mod tests {
                         Some(f) => assert_eq!(f, &bits, "{isa:?} transposed {m}x{n}x{k}"),
                     }
                 }
-                // accumulate: C += A B on top of the result
-                let mut c = vec![1.0f32; m * n];
-                let sink = StridedMut::new(&mut c, 0, m, n, n, 1);
-                let ep = Epilogue {
-                    accumulate: true,
-                    ..Default::default()
-                };
-                gemm_with(isa, 2, m, n, k, &av, &bv, &sink, ep);
-                for i in 0..m {
-                    for j in 0..n {
-                        let w = 1.0
-                            + (0..k)
-                                .map(|l| a[i * k + l] as f64 * b[l * n + j] as f64)
-                                .sum::<f64>();
-                        let g = c[i * n + j] as f64;
-                        assert!(
-                            (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
-                            "{isa:?} accumulate"
-                        );
+                // accumulate: C += A B on top of the result, either way round
+                for transposed in [false, true] {
+                    let mut c = vec![1.0f32; m * n];
+                    let sink = StridedMut::new(&mut c, 0, m, n, n, 1);
+                    let ep = Epilogue {
+                        accumulate: true,
+                        ..Default::default()
+                    };
+                    if transposed {
+                        gemm_transposed_with(isa, 2, m, n, k, &av, &bv, &sink, ep);
+                    } else {
+                        gemm_with(isa, 2, m, n, k, &av, &bv, &sink, ep);
+                    }
+                    for i in 0..m {
+                        for j in 0..n {
+                            let w = 1.0
+                                + (0..k)
+                                    .map(|l| a[i * k + l] as f64 * b[l * n + j] as f64)
+                                    .sum::<f64>();
+                            let g = c[i * n + j] as f64;
+                            assert!(
+                                (g - w).abs() <= 1e-4 * (1.0 + w.abs()),
+                                "{isa:?} accumulate, transposed {transposed}"
+                            );
+                        }
                     }
                 }
             }
