@@ -26,6 +26,7 @@ use super::winograd;
 use crate::blocks::Pad;
 use crate::tensor::Dims4;
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// The sizes of one convolution, checked by the block before any kernel runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,13 +193,43 @@ fn phase_copy(g: &Geom, x: &[f32]) -> Option<(Vec<f32>, usize)> {
     Some((xp, wq))
 }
 
+/// The input as the column matrices read it: `x` itself, or the copies that
+/// [`padded_copy`] and [`phase_copy`] make, with the geometry that reads them.
+struct ColInput<'a> {
+    g: Geom,
+    x: Cow<'a, [f32]>,
+    /// The phase length, when `x` is split by phase.
+    phases: Option<usize>,
+}
+
+impl<'a> ColInput<'a> {
+    fn new(g: &Geom, x: &'a [f32]) -> Self {
+        let (g, x) = match padded_copy(g, x) {
+            Some((gp, xp)) => (gp, Cow::Owned(xp)),
+            None => (*g, Cow::Borrowed(x)),
+        };
+        match phase_copy(&g, &x) {
+            Some((xp, wq)) => ColInput {
+                g,
+                x: Cow::Owned(xp),
+                phases: Some(wq),
+            },
+            None => ColInput { g, x, phases: None },
+        }
+    }
+
+    /// Group `grp`'s column matrix.
+    fn cols(&self, grp: usize) -> Cols<'_> {
+        match self.phases {
+            Some(wq) => Cols::with_phases(&self.g, &self.x, grp, wq),
+            None => Cols::new(&self.g, &self.x, grp),
+        }
+    }
+}
+
 fn products_forward(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, relu: bool, y: &mut [f32]) {
-    let padded = padded_copy(g, x);
-    let (g, x) = match &padded {
-        Some((gp, xp)) => (gp, &xp[..]),
-        None => (g, x),
-    };
-    let phased = phase_copy(g, x);
+    let input = ColInput::new(g, x);
+    let g = &input.g;
     let (og, kg) = (g.og(), g.kg());
     for grp in 0..g.groups {
         let wv = Strided {
@@ -215,12 +246,11 @@ fn products_forward(g: &Geom, x: &[f32], w: &[f32], b: Option<&[f32]>, relu: boo
         let out = Planes::output_mut(g, y, grp);
         let size = [og, kg, g.n * g.p()];
         if g.is_pointwise() {
-            // the images are their own column matrix: whole runs of a plane
+            // the images are their own column matrix (and were not copied): whole
+            // runs of a plane
             weights_times(size, &wv, &Planes::input(g, x, grp), &out, ep);
-        } else if let Some((xp, wq)) = &phased {
-            weights_times(size, &wv, &Cols::with_phases(g, xp, grp, *wq), &out, ep);
         } else {
-            weights_times(size, &wv, &Cols::new(g, x, grp), &out, ep);
+            weights_times(size, &wv, &input.cols(grp), &out, ep);
         }
     }
 }
@@ -402,19 +432,12 @@ fn filter_products(
     accumulate: bool,
     threads: usize,
 ) {
-    let padded = padded_copy(g, x);
-    let (g, x) = match &padded {
-        Some((gp, xp)) => (gp, &xp[..]),
-        None => (g, x),
-    };
-    let phased = phase_copy(g, x);
+    let input = ColInput::new(g, x);
+    let g = &input.g;
     let (og, kg) = (g.og(), g.kg());
     for grp in 0..g.groups {
         let dyv = Planes::output(g, dy, grp);
-        let cols = ColsT(match &phased {
-            Some((xp, wq)) => Cols::with_phases(g, xp, grp, *wq),
-            None => Cols::new(g, x, grp),
-        });
+        let cols = ColsT(input.cols(grp));
         let out = StridedMut::new(dw, grp * og * kg, og, kg, kg, 1);
         let ep = Epilogue {
             accumulate,

@@ -260,6 +260,17 @@ fn aligned(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut v[skip..skip + len]
 }
 
+/// Finishes one element of C from its product `t`, as the micro-kernel finishes a
+/// tile: `t + (C or base)`, then ReLU when asked.
+///
+/// # Safety
+/// `at` is a writable element of C that no other thread touches.
+#[inline(always)]
+unsafe fn finish(at: *mut f32, t: f32, load: bool, base: f32, relu: bool) {
+    let v = t + if load { *at } else { base };
+    *at = if relu { self::relu(v) } else { v };
+}
+
 /// `C = A B` (m x n, depth k) finished by `ep`, on the current rayon pool; computed
 /// as `C^T = B^T A^T` where that wastes less of the micro-kernel's tiles (see
 /// [`transpose_pays`]) and neither operand is held packed for this orientation.
@@ -366,7 +377,8 @@ pub fn transpose_pays(isa: Isa, m: usize, n: usize) -> bool {
     let mk = Micro::for_isa(isa);
     let padded =
         |rows: usize, cols: usize| rows.div_ceil(mk.mr) * mk.mr * cols.div_ceil(mk.nr) * mk.nr;
-    // at least a fifth less work, as the transposed output is written element by element
+    // at least a fifth less work, as the transposed product takes a pass of its own
+    // to write C
     padded(n, m) * 5 < padded(m, n) * 4
 }
 
@@ -410,13 +422,10 @@ pub fn gemm_transposed_with(
             let len = c.run_len(j, n - j);
             let row = c.at(i, j);
             for jj in 0..len {
-                let at = row.wrapping_add(jj);
+                let t = ct[(j + jj) * m + i];
                 // SAFETY: (i, j + jj) is inside C, in the run starting at (i, j);
                 // row i is this task's alone.
-                unsafe {
-                    let v = ct[(j + jj) * m + i] + if ep.accumulate { *at } else { base };
-                    *at = if ep.relu { relu(v) } else { v };
-                }
+                unsafe { finish(row.wrapping_add(jj), t, ep.accumulate, base, ep.relu) };
             }
             j += len;
         }
@@ -561,12 +570,7 @@ fn block(
                                             let row = c.at(i0 + r, j0 + j);
                                             let src = &tile[r * nr + j..r * nr + j + len];
                                             for (jj, &t) in src.iter().enumerate() {
-                                                let at = row.wrapping_add(jj);
-                                                let mut v = t + if load { *at } else { base };
-                                                if relu {
-                                                    v = self::relu(v);
-                                                }
-                                                *at = v;
+                                                finish(row.wrapping_add(jj), t, load, base, relu);
                                             }
                                         }
                                         j += len;
