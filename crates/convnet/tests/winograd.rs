@@ -190,6 +190,51 @@ fn winograd_matches_the_reference_at_every_level() {
     }
 }
 
+/// One image with many tiles (a 50x50 output: 169 tiles of 4x4): the blocks are
+/// sized by the thread count, with a last block shorter than the others, yet the
+/// outputs are the same bits for every thread count and match the reference.
+#[test]
+fn winograd_blocks_cut_by_thread_count_give_the_same_bits() {
+    let g = geom(1, 8, 50, 50, 12, Pad::all(1), 1);
+    let x = random(&[1, 8, 50, 50], 31);
+    let w = random(&[12, 8, 3, 3], 32);
+    let b = random(&[12], 33);
+    let mut want = Vec::new();
+    for o in 0..g.c_out {
+        for i in 0..g.ho {
+            for j in 0..g.wo {
+                want.push(y_at(&g, x.data(), w.data(), 0, o, i, j) + b.data()[o] as f64);
+            }
+        }
+    }
+    for isa in Isa::available() {
+        let outputs: Vec<Vec<f32>> = [1, 2, 3, 5]
+            .iter()
+            .map(|&threads| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                let mut y = vec![f32::NAN; want.len()];
+                pool.install(|| {
+                    winograd::forward(isa, &g, x.data(), w.data(), Some(b.data()), false, &mut y)
+                });
+                y
+            })
+            .collect();
+        let e = rel_err(&outputs[0], &want);
+        assert!(e < 2e-5, "{isa:?}: error {e:e} of the rms");
+        for y in &outputs[1..] {
+            assert!(
+                y.iter()
+                    .zip(&outputs[0])
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{isa:?}: the thread count changed the outputs"
+            );
+        }
+    }
+}
+
 #[test]
 fn winograd_gradients_are_numerical_derivatives() {
     // 3 x 8 x 20 x 20 with 8 filters: outputs 21 x 19, 3 * 6 * 5 = 90 tiles of 4x4
