@@ -6,6 +6,40 @@ use crate::error::{Error, Result};
 pub struct Tensor {
     shape: Vec<usize>,
     data: Vec<f32>,
+    version: Version,
+}
+
+/// Which state of its values a tensor holds: a number drawn afresh whenever a
+/// tensor is made or lent out mutably, and kept by a clone (which holds the same
+/// values). A kernel that keeps something derived from a tensor (a convolution's
+/// packed filters) knows by it that the tensor has not changed since. It takes no
+/// part in comparisons.
+#[derive(Clone, Copy)]
+struct Version(u64);
+
+impl Version {
+    fn fresh() -> Version {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Version(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
+impl Default for Version {
+    fn default() -> Self {
+        Version::fresh()
+    }
+}
+
+impl PartialEq for Version {
+    fn eq(&self, _: &Version) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "v{}", self.0)
+    }
 }
 
 /// The four sizes of an NCHW tensor.
@@ -59,6 +93,7 @@ impl Tensor {
         Ok(Tensor {
             data: vec![0.0; count(shape)?],
             shape: shape.to_vec(),
+            version: Version::fresh(),
         })
     }
 
@@ -67,6 +102,7 @@ impl Tensor {
         Ok(Tensor {
             data: vec![value; count(shape)?],
             shape: shape.to_vec(),
+            version: Version::fresh(),
         })
     }
 
@@ -83,6 +119,7 @@ impl Tensor {
         Ok(Tensor {
             shape: shape.to_vec(),
             data,
+            version: Version::fresh(),
         })
     }
 
@@ -91,6 +128,7 @@ impl Tensor {
         Tensor {
             data: vec![0.0; d.len()],
             shape: d.to_vec(),
+            version: Version::fresh(),
         }
     }
 
@@ -107,7 +145,12 @@ impl Tensor {
         &self.data
     }
     pub fn data_mut(&mut self) -> &mut [f32] {
+        self.version = Version::fresh();
         &mut self.data
+    }
+    /// The state of the values (see [`Version`]): equal versions, equal values.
+    pub fn version(&self) -> u64 {
+        self.version.0
     }
     pub fn into_vec(self) -> Vec<f32> {
         self.data
@@ -192,14 +235,14 @@ impl Tensor {
                 fmt_shape(&self.shape)
             )));
         }
-        for (a, &b) in self.data.iter_mut().zip(&other.data) {
+        for (a, &b) in self.data_mut().iter_mut().zip(&other.data) {
             *a += alpha * b;
         }
         Ok(())
     }
 
     pub fn scale(&mut self, alpha: f32) {
-        for a in &mut self.data {
+        for a in self.data_mut() {
             *a *= alpha;
         }
     }
@@ -250,6 +293,29 @@ pub fn fmt_shape(shape: &[usize]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_version_changes_with_the_values_only() {
+        let mut t = Tensor::zeros(&[2, 3]).unwrap();
+        let same = Tensor::zeros(&[2, 3]).unwrap();
+        assert_ne!(t.version(), same.version(), "two tensors, two versions");
+        assert_eq!(t, same, "the version takes no part in comparisons");
+        let v0 = t.version();
+        let _ = (t.data(), t.sum(), t.dims4());
+        assert_eq!(t.version(), v0, "reading keeps it");
+        assert_eq!(t.clone().version(), v0, "a clone holds the same values");
+        let mut seen = vec![v0];
+        t.data_mut()[0] = 1.0;
+        seen.push(t.version());
+        t.axpy(2.0, &same).unwrap();
+        seen.push(t.version());
+        t.scale(0.5);
+        seen.push(t.version());
+        let t = t.reshape(&[3, 2]).unwrap();
+        assert_eq!(t.version(), seen[3], "a reshape keeps the values");
+        seen.dedup();
+        assert_eq!(seen.len(), 4, "each change draws a new version: {seen:?}");
+    }
 
     #[test]
     fn from_vec_checks_length() {

@@ -705,3 +705,64 @@ fn convt_rejects_bad_options_and_shapes() {
     let e = fwd(&[4, 2, 2], d);
     assert!(e.contains("convt: filters must be"), "{e}");
 }
+
+/// Filters kept packed between forwards give the same bits as packing them afresh,
+/// in every form the forward takes (plain and transposed products, 1x1, groups,
+/// Winograd), and a change of the filters is seen: the next forward packs again.
+#[test]
+fn cached_filters_give_the_same_outputs_and_follow_changes() {
+    let same3 = ConvOpts {
+        pad: Pad::all(1),
+        ..Default::default()
+    };
+    let cases: Vec<(&str, [usize; 4], [usize; 4], ConvOpts)> = vec![
+        // 3x3 over 20x20 at batch 4: 100 tiles, Winograd
+        ("winograd", [4, 8, 20, 20], [8, 8, 3, 3], same3),
+        // 3x3 over 7x7 at batch 1: 49 columns, the transposed product
+        ("transposed", [1, 24, 7, 7], [40, 24, 3, 3], same3),
+        // a strided 5x5 over 30x30 at batch 2: the plain product
+        (
+            "plain",
+            [2, 6, 30, 30],
+            [20, 6, 5, 5],
+            ConvOpts {
+                stride: [2, 2],
+                ..Default::default()
+            },
+        ),
+        (
+            "pointwise",
+            [2, 16, 9, 9],
+            [24, 16, 1, 1],
+            ConvOpts::default(),
+        ),
+        (
+            "groups",
+            [2, 12, 11, 11],
+            [18, 4, 3, 3],
+            ConvOpts { groups: 3, ..same3 },
+        ),
+    ];
+    for (name, xs, ws, o) in cases {
+        let x = random(&xs, 1);
+        let mut w = random(&ws, 2);
+        let b = random(&[ws[0]], 3);
+        let mut cache = conv::FilterCache::default();
+        for round in 0..3 {
+            if round == 2 {
+                w.scale(-0.5);
+            }
+            let want = conv::forward_relu(&x, &w, Some(&b), &o, true).unwrap();
+            let got = conv::forward_relu_cached(&x, &w, Some(&b), &o, true, &mut cache).unwrap();
+            assert!(!cache.is_empty(), "{name}: the filters are kept");
+            let bits = |t: &Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert!(
+                bits(&got) == bits(&want),
+                "{name}, round {round}: not the bits of a fresh packing"
+            );
+            let reference = conv_reference(&x, &w, Some(&b), &o);
+            let relu: Vec<f64> = reference.iter().map(|v| v.max(0.0)).collect();
+            assert_close(got.data(), &relu, name);
+        }
+    }
+}

@@ -440,3 +440,41 @@ fn initialisation_is_seeded_and_scaled() {
     assert_eq!(r.param("bn1.weight").unwrap().value.data()[0], 1.0);
     assert_eq!(r.param("bn1.running_var").unwrap().value.data()[0], 1.0);
 }
+
+/// Test-mode forwards keep each convolution's packed filters; a change of the
+/// weights between two forwards is seen (the next forward packs again), and a
+/// training-mode forward keeps nothing.
+#[test]
+fn test_mode_forwards_follow_changes_of_the_weights() {
+    let d = zoo::get("cifar").unwrap();
+    let [h, w, c] = d.input_size().unwrap();
+    let x = random(&[2, c, h, w], 3);
+    let mut net = Network::from_desc(&d, 1).unwrap();
+    let bits = |net: &Network| -> Vec<u32> {
+        let p = net.prediction().unwrap();
+        p.data().iter().map(|v| v.to_bits()).collect()
+    };
+    for round in 0..3 {
+        net.forward(&[("input", &x)], Mode::Test).unwrap();
+        let got = bits(&net);
+        // a clone starts with nothing kept: it packs afresh
+        let mut fresh = net.clone();
+        fresh.forward(&[("input", &x)], Mode::Test).unwrap();
+        assert!(got == bits(&fresh), "round {round}: kept filters differ");
+        // every weight changes before the next round
+        for p in net.params_mut() {
+            p.value.scale(0.9);
+        }
+        let before = got;
+        net.forward(&[("input", &x)], Mode::Test).unwrap();
+        assert!(
+            bits(&net) != before,
+            "round {round}: the change was not seen"
+        );
+    }
+    let y = labels(&[1, 0]);
+    net.forward(&[("input", &x), ("label", &y)], Mode::Train)
+        .unwrap();
+    assert!(format!("{net:?}").contains("FilterCache(empty)"));
+    assert!(!format!("{net:?}").contains("FilterCache(Key"));
+}

@@ -10,6 +10,7 @@
 //! All three products (forward, input and filter gradients) are matrix products; see
 //! [`conv_gemm`] for how they are cut and parallelised (deterministically).
 
+pub use super::kernels::conv_gemm::FilterCache;
 use super::kernels::conv_gemm::{self, Geom};
 use super::{out_size, Pad};
 use crate::error::{Error, Result};
@@ -182,17 +183,39 @@ pub fn forward_relu(
     o: &ConvOpts,
     relu: bool,
 ) -> Result<Tensor> {
+    forward_with(x, w, b, o, relu, None)
+}
+
+/// [`forward_relu`], keeping the filters packed for the products in `cache` while
+/// `w` stays the same (see [`FilterCache`]): for inference, and for layers kept
+/// fixed while the rest of a network trains.
+pub fn forward_relu_cached(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    o: &ConvOpts,
+    relu: bool,
+    cache: &mut FilterCache,
+) -> Result<Tensor> {
+    forward_with(x, w, b, o, relu, Some(cache))
+}
+
+fn forward_with(
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    o: &ConvOpts,
+    relu: bool,
+    cache: Option<&mut FilterCache>,
+) -> Result<Tensor> {
     let g = geometry(dims(BLOCK, "x", x)?, w.shape(), o)?;
     check_bias(BLOCK, b, g.c_out)?;
     let mut y = Tensor::zeros4(g.out());
-    conv_gemm::forward_fused(
-        &g,
-        x.data(),
-        w.data(),
-        b.map(|b| b.data()),
-        relu,
-        y.data_mut(),
-    );
+    let (xd, wd, bd, yd) = (x.data(), w.data(), b.map(|b| b.data()), y.data_mut());
+    match cache {
+        Some(c) => conv_gemm::forward_cached(&g, xd, wd, w.version(), bd, relu, yd, c),
+        None => conv_gemm::forward_fused(&g, xd, wd, bd, relu, yd),
+    }
     Ok(y)
 }
 

@@ -5,6 +5,7 @@ use super::desc::{LayerDesc, NetDesc};
 use super::init::Init;
 use super::layer::{LayerKind, Param};
 use super::Mode;
+use crate::blocks::conv::FilterCache;
 use crate::blocks::kernels::conv_gemm;
 use crate::blocks::loss::LossKind;
 use crate::blocks::{activation, bnorm, concat, conv, convt, dropout, loss, lrn, pool, softmax};
@@ -34,6 +35,8 @@ pub struct Layer {
     fused_relu: bool,
     /// Kept fixed (see [`Network::freeze_through`]).
     frozen: bool,
+    /// A convolution's filters packed by its last test-mode forward.
+    filters: FilterCache,
 }
 
 impl Layer {
@@ -87,6 +90,7 @@ impl Network {
                 relu_in_place: false,
                 fused_relu: false,
                 frozen: false,
+                filters: FilterCache::default(),
             });
         }
         let n = plan.var_names.len();
@@ -1106,13 +1110,18 @@ fn forward_layer(
 ) -> Result<Tensor> {
     let x = xs[0];
     Ok(match &layer.kind {
-        LayerKind::Conv { opts, bias, .. } => conv::forward_relu(
-            x,
-            pv(layer, params, 0)?,
-            bias_of(layer, params, *bias)?,
-            opts,
-            conserve && layer.fused_relu,
-        )?,
+        LayerKind::Conv { opts, bias, .. } => {
+            let (w, b) = (pv(layer, params, 0)?, bias_of(layer, params, *bias)?);
+            let relu = conserve && layer.fused_relu;
+            match mode {
+                // the filters change at every step: keep nothing
+                Mode::Train => {
+                    layer.filters.clear();
+                    conv::forward_relu(x, w, b, opts, relu)?
+                }
+                Mode::Test => conv::forward_relu_cached(x, w, b, opts, relu, &mut layer.filters)?,
+            }
+        }
         LayerKind::ConvT { opts, bias, .. } => convt::forward(
             x,
             pv(layer, params, 0)?,

@@ -30,8 +30,8 @@ pub trait PackA: Sync {
     /// Packs rows `i0..i0 + rows` (rows <= mr; the panel's other rows are zero) at
     /// depths `k0..k0 + kc` into `dst`, `kc` groups of `mr` values.
     fn pack_a(&self, i0: usize, rows: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]);
-    /// The same panel, when it is held packed already.
-    fn packed_a(&self, _i0: usize, _k0: usize, _kc: usize) -> Option<&[f32]> {
+    /// The same panel, when it is held packed already `mr` rows wide.
+    fn packed_a(&self, _i0: usize, _k0: usize, _kc: usize, _mr: usize) -> Option<&[f32]> {
         None
     }
 }
@@ -41,8 +41,8 @@ pub trait PackB: Sync {
     /// Packs columns `j0..j0 + cols` (cols <= nr; the panel's other columns are zero)
     /// at depths `k0..k0 + kc` into `dst`, `kc` groups of `nr` values.
     fn pack_b(&self, k0: usize, kc: usize, j0: usize, cols: usize, nr: usize, dst: &mut [f32]);
-    /// The same panel, when it is held packed already.
-    fn packed_b(&self, _k0: usize, _kc: usize, _j0: usize) -> Option<&[f32]> {
+    /// The same panel, when it is held packed already `nr` columns wide.
+    fn packed_b(&self, _k0: usize, _kc: usize, _j0: usize, _nr: usize) -> Option<&[f32]> {
         None
     }
 }
@@ -83,7 +83,11 @@ pub struct PackedA {
 impl PackedA {
     /// Packs `src` whole for the kernel of `isa` (in parallel over panels).
     pub fn new(isa: Isa, src: &impl PackA, m: usize, k: usize) -> PackedA {
-        let mr = Micro::for_isa(isa).mr;
+        Self::with_width(src, m, k, Micro::for_isa(isa).mr)
+    }
+    /// Packs `src` whole in panels of `mr` rows: the kernel's `nr` makes it the
+    /// right operand of the transposed product (see [`gemm`]).
+    pub fn with_width(src: &impl PackA, m: usize, k: usize, mr: usize) -> PackedA {
         let panels = m.div_ceil(mr);
         let mut data = vec![0.0; panels * k * mr];
         if k > 0 {
@@ -103,13 +107,15 @@ impl PackedA {
 
 impl PackA for PackedA {
     fn pack_a(&self, i0: usize, _: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
-        assert_eq!(
-            mr, self.mr,
-            "a packed operand is read with the panels it has"
-        );
-        dst[..kc * mr].copy_from_slice(self.packed_a(i0, k0, kc).expect("packed"));
+        let panel = self
+            .packed_a(i0, k0, kc, mr)
+            .expect("a packed operand is read with the panels it has");
+        dst[..kc * mr].copy_from_slice(panel);
     }
-    fn packed_a(&self, i0: usize, k0: usize, kc: usize) -> Option<&[f32]> {
+    fn packed_a(&self, i0: usize, k0: usize, kc: usize, mr: usize) -> Option<&[f32]> {
+        if mr != self.mr {
+            return None;
+        }
         let off = (i0 / self.mr) * self.k * self.mr + k0 * self.mr;
         Some(&self.data[off..off + kc * self.mr])
     }
@@ -285,8 +291,11 @@ pub fn gemm(
 ) {
     let isa = cpu::isa();
     let threads = rayon::current_num_threads();
-    let prepacked = a.packed_a(0, 0, 0).is_some() || b.packed_b(0, 0, 0).is_some();
-    if !prepacked && transpose_pays(isa, m, n) {
+    let mk = Micro::for_isa(isa);
+    // an operand packed already is read in the orientation its panels were made for
+    let plain = a.packed_a(0, 0, 0, mk.mr).is_some() || b.packed_b(0, 0, 0, mk.nr).is_some();
+    let flipped = a.packed_a(0, 0, 0, mk.nr).is_some() || b.packed_b(0, 0, 0, mk.mr).is_some();
+    if flipped || (!plain && transpose_pays(isa, m, n)) {
         gemm_transposed_with(isa, threads, m, n, k, a, b, c, ep)
     } else {
         gemm_with(isa, threads, m, n, k, a, b, c, ep)
@@ -439,6 +448,9 @@ impl<B: PackB> PackA for AsA<'_, B> {
     fn pack_a(&self, i0: usize, rows: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
         self.0.pack_b(k0, kc, i0, rows, mr, dst)
     }
+    fn packed_a(&self, i0: usize, k0: usize, kc: usize, mr: usize) -> Option<&[f32]> {
+        self.0.packed_b(k0, kc, i0, mr)
+    }
 }
 
 /// A left operand as the right operand of the transposed product.
@@ -447,6 +459,9 @@ struct AsB<'a, A>(&'a A);
 impl<A: PackA> PackB for AsB<'_, A> {
     fn pack_b(&self, k0: usize, kc: usize, j0: usize, cols: usize, nr: usize, dst: &mut [f32]) {
         self.0.pack_a(j0, cols, k0, kc, nr, dst)
+    }
+    fn packed_b(&self, k0: usize, kc: usize, j0: usize, nr: usize) -> Option<&[f32]> {
+        self.0.packed_a(j0, k0, kc, nr)
     }
 }
 
@@ -499,7 +514,7 @@ fn block(
                 let mut rest: &mut [f32] = &mut bbuf[..];
                 for p in 0..panels {
                     let j0 = jc + p * nr;
-                    if let Some(pb) = b.packed_b(pc, kb, j0) {
+                    if let Some(pb) = b.packed_b(pc, kb, j0, nr) {
                         bpanels.push(pb);
                     } else {
                         let (dst, tail) = std::mem::take(&mut rest).split_at_mut(kb * nr);
@@ -511,7 +526,7 @@ fn block(
                 for ip in rows.clone() {
                     let i0 = ip * mr;
                     let ri = mr.min(m - i0);
-                    let pa: &[f32] = match a.packed_a(i0, pc, kb) {
+                    let pa: &[f32] = match a.packed_a(i0, pc, kb, mr) {
                         Some(pa) => pa,
                         None => {
                             a.pack_a(i0, ri, pc, kb, mr, abuf);

@@ -310,7 +310,7 @@ fn a4(v: &[Lanes; 4], m: &mut [Lanes; 6]) {
 /// The transformed filters of one group, packed for the products: per position
 /// xi, the `rows x depth` matrix `U[xi]` in the micro-kernel's row panels (laid out
 /// per panel, xi, depth, row within the panel).
-struct Filters {
+pub(crate) struct Filters {
     data: Vec<f32>,
     depth: usize,
     mr: usize,
@@ -410,10 +410,13 @@ struct FiltersAt<'a> {
 
 impl PackA for FiltersAt<'_> {
     fn pack_a(&self, i0: usize, _: usize, k0: usize, kc: usize, mr: usize, dst: &mut [f32]) {
-        dst[..kc * mr].copy_from_slice(self.packed_a(i0, k0, kc).expect("packed"));
+        dst[..kc * mr].copy_from_slice(self.packed_a(i0, k0, kc, mr).expect("packed"));
     }
-    fn packed_a(&self, i0: usize, k0: usize, kc: usize) -> Option<&[f32]> {
+    fn packed_a(&self, i0: usize, k0: usize, kc: usize, mr: usize) -> Option<&[f32]> {
         let f = self.f;
+        if mr != f.mr {
+            return None;
+        }
         let off = ((i0 / f.mr) * XI + self.xi) * f.depth * f.mr + k0 * f.mr;
         Some(&f.data[off..off + kc * f.mr])
     }
@@ -431,9 +434,12 @@ struct VPanels<'a> {
 
 impl PackB for VPanels<'_> {
     fn pack_b(&self, k0: usize, kc: usize, j0: usize, _: usize, nr: usize, dst: &mut [f32]) {
-        dst[..kc * nr].copy_from_slice(self.packed_b(k0, kc, j0).expect("packed"));
+        dst[..kc * nr].copy_from_slice(self.packed_b(k0, kc, j0, nr).expect("packed"));
     }
-    fn packed_b(&self, k0: usize, kc: usize, j0: usize) -> Option<&[f32]> {
+    fn packed_b(&self, k0: usize, kc: usize, j0: usize, nr: usize) -> Option<&[f32]> {
+        if nr != self.nr {
+            return None;
+        }
         let off = ((self.xi * self.panels + j0 / self.nr) * self.cin + k0) * self.nr;
         Some(&self.v[off..off + kc * self.nr])
     }
@@ -740,15 +746,38 @@ pub fn forward(
     relu_on: bool,
     y: &mut [f32],
 ) {
+    forward_with(isa, g, &forward_filters(isa, g, w), x, b, relu_on, y)
+}
+
+/// The transformed filters of each group, as [`forward_with`] takes them.
+pub(crate) fn forward_filters(isa: Isa, g: &Geom, w: &[f32]) -> Vec<Filters> {
     let (og, cg) = (g.og(), g.cg());
-    for grp in 0..g.groups {
+    (0..g.groups)
+        .map(|grp| {
+            Filters::new(isa, og, cg, |o, c| {
+                let at = ((grp * og + o) * cg + c) * 9;
+                w[at..at + 9].try_into().expect("3x3")
+            })
+        })
+        .collect()
+}
+
+/// [`forward`] with the filters transformed already (by [`forward_filters`], for
+/// the same `isa`).
+pub(crate) fn forward_with(
+    isa: Isa,
+    g: &Geom,
+    filters: &[Filters],
+    x: &[f32],
+    b: Option<&[f32]>,
+    relu_on: bool,
+    y: &mut [f32],
+) {
+    let og = g.og();
+    for (grp, u) in filters.iter().enumerate() {
         let wg = Wg::forward(g, grp);
-        let u = Filters::new(isa, og, cg, |o, c| {
-            let at = ((grp * og + o) * cg + c) * 9;
-            w[at..at + 9].try_into().expect("3x3")
-        });
         let bias = b.map(|b| &b[grp * og..(grp + 1) * og]);
-        convolve(isa, &wg, &u, x, bias, relu_on, y);
+        convolve(isa, &wg, u, x, bias, relu_on, y);
     }
 }
 
