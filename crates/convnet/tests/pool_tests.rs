@@ -387,3 +387,59 @@ fn fast_2x2_backward_routes_as_a_scan_on_ties_and_nans() {
         assert_eq!(bits(dx.data()), bits(&want), "{shape:?}");
     }
 }
+
+/// The windows that lie whole inside a row are taken a tap at a time for the whole
+/// row: still the bits of a row-major scan of each window that keeps the first
+/// maximum (-0 against +0, infinities, NaNs skipped), for every stride.
+#[test]
+fn max_forward_gives_the_bits_of_a_row_major_scan() {
+    let specials = [
+        0.0f32,
+        -0.0,
+        1.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+    ];
+    let (h, w) = (13usize, 17usize);
+    let data: Vec<f32> = (0..2 * h * w)
+        .map(|i| specials[(i * 7 + i / 5) % specials.len()])
+        .collect();
+    let x = t4([1, 2, h, w], &data);
+    for (k, s, p) in [
+        (3, 2, 1),
+        (3, 1, 1),
+        (2, 1, 0),
+        (3, 3, 2),
+        (4, 2, 0),
+        (5, 4, 2),
+    ] {
+        let o = opts(PoolMethod::Max, [k, k], [s, s], Pad::all(p));
+        let y = pool::forward(&x, &o).unwrap();
+        let d = y.dims4().unwrap();
+        for c in 0..2 {
+            for oy in 0..d.h {
+                for ox in 0..d.w {
+                    let mut m = f32::NEG_INFINITY;
+                    for r in (oy * s) as isize - p as isize..(oy * s + k) as isize - p as isize {
+                        for q in (ox * s) as isize - p as isize..(ox * s + k) as isize - p as isize
+                        {
+                            if r >= 0 && q >= 0 && (r as usize) < h && (q as usize) < w {
+                                let v = data[(c * h + r as usize) * w + q as usize];
+                                if v > m {
+                                    m = v;
+                                }
+                            }
+                        }
+                    }
+                    let got = y.at4(0, c, oy, ox);
+                    assert_eq!(
+                        got.to_bits(),
+                        m.to_bits(),
+                        "window {k} stride {s} pad {p}, channel {c}, output ({oy}, {ox})"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -236,12 +236,52 @@ mod sse {
     }
 }
 
+/// Each output row's windows that lie whole inside the image's width are taken
+/// together, one tap at a time in the windows' row-major order (the order of
+/// [`window_max`], so the result is the same bits), which vectorises; the windows
+/// clipped by the padding are taken one by one.
 fn max_plane(x: &[f32], g: &Geometry, win: &Windows, y: &mut [f32]) {
+    let whole = |&(lo, hi): &(usize, usize)| hi - lo == g.kw;
+    let c0 = win.cols.iter().position(whole).unwrap_or(g.ow);
+    let c1 = c0 + win.cols[c0..].iter().take_while(|c| whole(c)).count();
     for (yrow, &rows) in y.chunks_exact_mut(g.ow).zip(&win.rows) {
-        for (yv, &cols) in yrow.iter_mut().zip(&win.cols) {
-            *yv = window_max(x, g.w, rows, cols);
+        for (ox, yv) in yrow.iter_mut().enumerate() {
+            if ox < c0 || ox >= c1 {
+                *yv = window_max(x, g.w, rows, win.cols[ox]);
+            }
+        }
+        let out = &mut yrow[c0..c1];
+        if out.is_empty() {
+            continue;
+        }
+        out.fill(f32::NEG_INFINITY);
+        for r in rows.0..rows.1 {
+            let row = &x[r * g.w..(r + 1) * g.w];
+            for kx in 0..g.kw {
+                let taps = &row[win.cols[c0].0 + kx..];
+                match g.sw {
+                    1 => fold_taps::<1>(out, taps),
+                    2 => fold_taps::<2>(out, taps),
+                    _ => out
+                        .iter_mut()
+                        .zip(taps.iter().step_by(g.sw))
+                        .for_each(|(o, &v)| *o = first_max(*o, v)),
+                }
+            }
         }
     }
+}
+
+/// `out[i] = first_max(out[i], taps[i * S])`.
+#[inline(always)]
+fn fold_taps<const S: usize>(out: &mut [f32], taps: &[f32]) {
+    // the last window's tap may be the row's last pixel: whole groups of S, then it
+    let n = out.len();
+    let (head, last) = out.split_at_mut(n - 1);
+    for (o, t) in head.iter_mut().zip(taps.chunks_exact(S)) {
+        *o = first_max(*o, t[0]);
+    }
+    last[0] = first_max(last[0], taps[(n - 1) * S]);
 }
 
 fn avg_plane(x: &[f32], g: &Geometry, win: &Windows, count_pad: bool, y: &mut [f32]) {
