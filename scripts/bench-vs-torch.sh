@@ -11,7 +11,8 @@
 #   bash scripts/bench-vs-torch.sh lenet [ROUNDS]
 #
 # Environment: PY (default $HOME/bench-venv/bin/python, with torch), BENCH (the
-# baseline scripts, default ../shared/bench), THREADS (2), BATCH (8, nets only).
+# baseline scripts, default ../shared/bench), THREADS (2), BATCH (8, nets only), REPS
+# (timed repetitions per figure of each net run, both sides; 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-$HOME/bench-venv/bin/python}
@@ -19,6 +20,7 @@ BENCH=${BENCH:-../shared/bench}
 [ -d "$BENCH" ] || BENCH=/work/shared/bench
 THREADS=${THREADS:-2}
 BATCH=${BATCH:-8}
+REPS=${REPS:-3}
 what=${1:?net NAME, conv or lenet}
 shift
 if [ "$what" = net ]; then
@@ -35,14 +37,14 @@ trap 'rm -f "$log"' EXIT
 
 ours() {
   case $what in
-    net) nice -n 5 "$bin" bench net --net "$net" --batch "$BATCH" --threads "$THREADS" "$@" ;;
+    net) nice -n 5 "$bin" bench net --net "$net" --batch "$BATCH" --threads "$THREADS" --reps "$REPS" "$@" ;;
     conv) nice -n 5 "$bin" bench conv --threads "$THREADS" "$@" ;;
     lenet) nice -n 5 "$bin" bench lenet --epochs 3 --threads "$THREADS" "$@" ;;
   esac | grep RESULT | sed 's/^RESULT/OURS/'
 }
 theirs() {
   case $what in
-    net) nice -n 5 "$PY" "$BENCH/torch_nets.py" --net "$net" --batch "$BATCH" --threads "$THREADS" ;;
+    net) nice -n 5 "$PY" "$BENCH/torch_nets.py" --net "$net" --batch "$BATCH" --threads "$THREADS" --reps "$REPS" ;;
     conv) nice -n 5 "$PY" "$BENCH/torch_conv_layers.py" --threads "$THREADS" ;;
     lenet) nice -n 5 "$PY" "$BENCH/torch_lenet_mnist.py" data --epochs 3 --threads "$THREADS" ;;
   esac | grep RESULT | sed 's/^RESULT/TORCH/'

@@ -95,7 +95,7 @@ pub fn forward_train(
     let l = layout(x, gain, bias)?;
     let (mean, std) = kernel::moments(x.data(), l, eps);
     let m = Moments { mean, std };
-    let y = apply(x, l, gain, bias, &m);
+    let y = apply(x, l, gain, bias, &m)?;
     Ok((y, m))
 }
 
@@ -103,7 +103,7 @@ pub fn forward_train(
 pub fn forward_test(x: &Tensor, gain: &Tensor, bias: &Tensor, m: &Moments) -> Result<Tensor> {
     let l = layout(x, gain, bias)?;
     check_moments(m, l.c)?;
-    Ok(apply(x, l, gain, bias, m))
+    apply(x, l, gain, bias, m)
 }
 
 /// Fails unless `m` holds `c` means and `c` positive, finite stds.
@@ -132,8 +132,9 @@ fn check_moments(m: &Moments, c: usize) -> Result<()> {
     Ok(())
 }
 
-fn apply(x: &Tensor, l: Layout, gain: &Tensor, bias: &Tensor, m: &Moments) -> Tensor {
-    let mut y = x.clone();
+fn apply(x: &Tensor, l: Layout, gain: &Tensor, bias: &Tensor, m: &Moments) -> Result<Tensor> {
+    // (written whole by normalise: zeros cost one pass over memory, a clone two)
+    let mut y = Tensor::zeros(x.shape())?;
     kernel::normalise(
         x.data(),
         l,
@@ -143,7 +144,7 @@ fn apply(x: &Tensor, l: Layout, gain: &Tensor, bias: &Tensor, m: &Moments) -> Te
         bias.data(),
         y.data_mut(),
     );
-    y
+    Ok(y)
 }
 
 /// Derivatives of the training-mode forward, through the batch moments as well (the
@@ -185,7 +186,7 @@ fn grads(
 ) -> Result<BnGrads> {
     let l = layout(x, gain, bias)?;
     dy.expect_shape(BLOCK, "dy", x.shape())?;
-    let mut dx = x.clone();
+    let mut dx = Tensor::zeros(x.shape())?;
     let (dgain, dbias) = kernel::backward(
         x.data(),
         dy.data(),
