@@ -21,7 +21,6 @@
 use super::cpu::{self, Isa};
 use super::fc;
 use super::im2col::{col2im, Cols, ColsT, Planes};
-use super::microkernel::Micro;
 use super::sgemm::{self, Epilogue, PackB, PackedA, Strided, StridedMut};
 use super::winograd;
 use crate::blocks::Pad;
@@ -162,37 +161,20 @@ fn forward_packed(
         return match cache {
             Some((version, c)) => {
                 let key = Key::new(version, isa, g, Form::Winograd);
-                let Packed::Winograd(f) = c.get(key, || {
-                    Packed::Winograd(winograd::forward_filters(isa, g, w))
-                }) else {
-                    unreachable!("the key names the form")
-                };
+                let f = c.winograd(key, || winograd::forward_filters(isa, g, w));
                 winograd::forward_with(isa, g, f, x, b, relu, y)
             }
             None => winograd::forward(isa, g, x, w, b, relu, y),
         };
     }
     let packed = cache.map(|(version, c)| {
-        let mk = Micro::for_isa(isa);
-        // the transposed product reads the filters as its right operand
-        let width = if sgemm::transpose_pays(isa, g.og(), g.n * g.p()) {
-            mk.nr
-        } else {
-            mk.mr
-        };
+        let width = sgemm::kept_width(isa, g.og(), g.n * g.p());
         let key = Key::new(version, isa, g, Form::Products(width));
-        let Packed::Products(p) = c.get(key, || {
-            Packed::Products(
-                (0..g.groups)
-                    .map(|grp| {
-                        PackedA::with_width(&group_filters(g, w, grp), g.og(), g.kg(), width)
-                    })
-                    .collect(),
-            )
-        }) else {
-            unreachable!("the key names the form")
-        };
-        &p[..]
+        c.products(key, || {
+            (0..g.groups)
+                .map(|grp| PackedA::with_width(&group_filters(g, w, grp), g.og(), g.kg(), width))
+                .collect()
+        })
     });
     products_forward(g, x, w, b, relu, y, packed)
 }
@@ -256,6 +238,24 @@ impl FilterCache {
             self.entry = Some((key, make()));
         }
         &self.entry.as_ref().expect("just filled").1
+    }
+    /// Each group's filters packed for the products, as `key` names them.
+    fn products(&mut self, key: Key, make: impl FnOnce() -> Vec<PackedA>) -> &[PackedA] {
+        match self.get(key, || Packed::Products(make())) {
+            Packed::Products(p) => p,
+            Packed::Winograd(_) => unreachable!("the key names the form"),
+        }
+    }
+    /// Each group's Winograd-transformed filters, as `key` names them.
+    fn winograd(
+        &mut self,
+        key: Key,
+        make: impl FnOnce() -> Vec<winograd::Filters>,
+    ) -> &[winograd::Filters] {
+        match self.get(key, || Packed::Winograd(make())) {
+            Packed::Winograd(f) => f,
+            Packed::Products(_) => unreachable!("the key names the form"),
+        }
     }
     /// Drops what is held (a layer in training changes its filters every step).
     pub fn clear(&mut self) {

@@ -417,6 +417,18 @@ pub fn transpose_pays(isa: Isa, m: usize, n: usize) -> bool {
     padded(n, m) * 5 < padded(m, n) * 4
 }
 
+/// The panel width to pack an `m x n` product's left operand with, when it is packed
+/// once and kept (see [`PackedA::with_width`]): the kernel's `nr` where [`gemm`]
+/// runs the product transposed, reading that operand as its right one, else `mr`.
+pub fn kept_width(isa: Isa, m: usize, n: usize) -> usize {
+    let mk = Micro::for_isa(isa);
+    if transpose_pays(isa, m, n) {
+        mk.nr
+    } else {
+        mk.mr
+    }
+}
+
 /// `C = A B` computed as `C^T = B^T A^T` with a chosen kernel level and split into up
 /// to `threads` parts; the bias and ReLU are applied afterwards, as the kernel adds
 /// a bias per row of its own product.
