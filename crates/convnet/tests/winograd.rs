@@ -312,3 +312,40 @@ fn winograd_accuracy_on_an_imagenet_layer() {
     assert!(rms_err(&wi, &want) < 1e-5 && rel_err(&wi, &want) < 5e-5);
     assert!(rms_err(&di, &want) < 1e-6 && rel_err(&di, &want) < 5e-6);
 }
+
+#[test]
+fn kept_filters_take_the_winograd_path_from_fewer_tiles() {
+    // batch 1, 16 channels of 28x28: 49 tiles, under the 64 that a forward
+    // transforming its filters each time needs, over the 32 of one that keeps them
+    let g = geom(1, 16, 28, 28, 16, Pad::all(1), 1);
+    assert!(!winograd::worth_it(&g) && winograd::worth_it_kept(&g));
+    let o = ConvOpts {
+        pad: Pad::all(1),
+        ..Default::default()
+    };
+    let x = random(&[1, 16, 28, 28], 21);
+    let w = random(&[16, 16, 3, 3], 22);
+    let mut cache = conv::FilterCache::default();
+    let kept = conv::forward_relu_cached(&x, &w, None, &o, false, &mut cache).unwrap();
+    let mut by_winograd = vec![f32::NAN; kept.data().len()];
+    winograd::forward(
+        Isa::detect(),
+        &g,
+        x.data(),
+        w.data(),
+        None,
+        false,
+        &mut by_winograd,
+    );
+    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(kept.data()), bits(&by_winograd));
+    let want: Vec<f64> = (0..16)
+        .flat_map(|oc| (0..28 * 28).map(move |p| (oc, p)))
+        .map(|(oc, p)| y_at(&g, x.data(), w.data(), 0, oc, p / 28, p % 28))
+        .collect();
+    let e = rel_err(kept.data(), &want);
+    assert!(e < 2e-5, "error {e:e} of the rms");
+    // a forward without kept filters multiplies directly
+    let fresh = conv::forward(&x, &w, None, &o).unwrap();
+    assert_ne!(bits(fresh.data()), bits(kept.data()));
+}

@@ -157,7 +157,11 @@ fn forward_packed(
         return fc::forward(g, x, w, b, relu, y);
     }
     let isa = cpu::isa();
-    if winograd::worth_it(g) {
+    let winograd = match cache {
+        Some(_) => winograd::worth_it_kept(g),
+        None => winograd::worth_it(g),
+    };
+    if winograd {
         return match cache {
             Some((version, c)) => {
                 let key = Key::new(version, isa, g, Form::Winograd);

@@ -209,6 +209,12 @@ impl Cols<'_> {
             return self.rows_phased(k0, segs, len, wq, rows);
         }
         if self.g.unpadded() {
+            // a panel of the transposed product holds a few columns in short
+            // segments (8 of ResNet-18's 7-wide output rows at batch 1): one load
+            // per value beats a copy per segment
+            if segs.len() * 8 > len {
+                return self.rows_gathered(k0, segs, len, rows);
+            }
             return self.rows_unpadded(k0, segs, len, rows);
         }
         for (t, row) in rows.chunks_exact_mut(len).enumerate() {
@@ -249,6 +255,38 @@ impl Cols<'_> {
 }
 
 impl Cols<'_> {
+    /// [`Cols::rows_unpadded`] a value at a time: each column's pixel lies at a fixed
+    /// offset from its row's tap, found once for all rows.
+    fn rows_gathered(&self, k0: usize, segs: &[Seg], len: usize, rows: &mut [f32]) {
+        let g = self.g;
+        let (sh, sw) = (g.stride[0], g.stride[1]);
+        let offs: Vec<usize> = segs
+            .iter()
+            .flat_map(|s| {
+                let start = ((s.img * g.c + self.c0) * g.h + s.i * sh) * g.w + s.j * sw;
+                (0..s.len).map(move |t| start + t * sw)
+            })
+            .collect();
+        let (kk, hw) = (g.kh * g.kw, g.h * g.w);
+        let (mut c, mut u, mut v) = (k0 / kk, (k0 % kk) / g.kw, k0 % g.kw);
+        for row in rows.chunks_exact_mut(len) {
+            let tap = c * hw + u * g.dilation[0] * g.w + v * g.dilation[1];
+            let x = &self.x[tap..];
+            for (d, &o) in row.iter_mut().zip(&offs) {
+                *d = x[o];
+            }
+            v += 1;
+            if v == g.kw {
+                v = 0;
+                u += 1;
+                if u == g.kh {
+                    u = 0;
+                    c += 1;
+                }
+            }
+        }
+    }
+
     /// [`Cols::rows_unpadded`] over rows split by phase: every run is contiguous.
     fn rows_phased(&self, k0: usize, segs: &[Seg], len: usize, wq: usize, rows: &mut [f32]) {
         let g = self.g;
@@ -527,6 +565,43 @@ mod tests {
         assert_eq!(valid(3, 4, 2, 0, 2), (1, 3));
         // nothing valid
         assert_eq!(valid(2, 1, 3, 0, 5), (2, 2));
+    }
+
+    #[test]
+    fn gathered_rows_are_the_copied_rows() {
+        // two groups of 2 channels, 5x7 images, a 2x3 kernel with vertical dilation 2
+        // and stride 1x2, no padding: 3x3 outputs, segments of 3 or fewer
+        let g = Geom::new(
+            [2, 4, 5, 7],
+            [4, 2, 2, 3],
+            2,
+            Pad::default(),
+            [1, 2],
+            [2, 1],
+            [3, 3],
+        );
+        assert!(g.unpadded());
+        let x: Vec<f32> = (0..2 * 4 * 5 * 7).map(|v| v as f32).collect();
+        let cols = Cols::new(&g, &x, 1);
+        let k = 2 * 2 * 3;
+        let mut segs = Vec::new();
+        for (j0, len) in [(0, 8), (5, 8), (10, 8), (1, 17)] {
+            segments(j0, len, g.p(), g.wo, &mut segs);
+            assert!(segs.len() > 1);
+            for k0 in [0, 5] {
+                let rows = k - k0;
+                let (mut gathered, mut copied) =
+                    (vec![f32::NAN; rows * len], vec![0.0; rows * len]);
+                cols.rows_gathered(k0, &segs, len, &mut gathered);
+                cols.rows_unpadded(k0, &segs, len, &mut copied);
+                assert_eq!(gathered, copied, "columns {j0}+{len} from row {k0}");
+                for (t, row) in gathered.chunks_exact(len).enumerate() {
+                    let mut one = vec![f32::NAN; len];
+                    cols.row(k0 + t, &segs, &mut one);
+                    assert_eq!(row, &one[..], "row {}", k0 + t);
+                }
+            }
+        }
     }
 
     #[test]

@@ -325,7 +325,9 @@ pub fn gemm_with(
     // then packs all of B, which is small in that case).
     let by_columns = np >= t || np >= mp;
     let parts: Vec<Vec<(Range<usize>, Range<usize>)>> = if by_columns {
-        tile_split(mp, np, t)
+        let rows: Vec<usize> = (0..mp).map(|r| mk.mr.min(m - r * mk.mr)).collect();
+        let cols: Vec<usize> = (0..np).map(|p| mk.nr.min(n - p * mk.nr)).collect();
+        tile_split(&rows, &cols, t)
             .into_iter()
             .map(|blocks| {
                 blocks
@@ -374,17 +376,39 @@ fn run_parts(
     }
 }
 
-/// The `mp x np` tiles (row panels by column panels) cut into at most `parts` runs
-/// of near-equal length, column panel after column panel: each run is a list of
-/// blocks (row panels, column panels). Five column panels over two threads are
-/// two and a half each, not three and two (ResNet-18's 14x14 layers at batch 1);
-/// a panel cut between two runs has its B packed by both.
-fn tile_split(mp: usize, np: usize, parts: usize) -> Vec<Vec<(Range<usize>, Range<usize>)>> {
-    let total = mp * np;
-    let parts = parts.min(total).max(1);
-    (0..parts)
-        .map(|i| {
-            let (mut u, end) = (i * total / parts, (i + 1) * total / parts);
+/// The tiles (row panels by column panels, `rows[r]` by `cols[p]` elements) cut
+/// into at most `parts` runs of near-equal work, column panel after column panel:
+/// each run is a list of blocks (row panels, column panels). Five column panels
+/// over two threads are two and a half each, not three and two (ResNet-18's 14x14
+/// layers at batch 1); a panel cut between two runs has its B packed by both. An
+/// edge tile counts for the elements it computes (the edge kernels skip the rest):
+/// ResNet-18's 196 columns are four panels of 48 and one of 4.
+fn tile_split(
+    rows: &[usize],
+    cols: &[usize],
+    parts: usize,
+) -> Vec<Vec<(Range<usize>, Range<usize>)>> {
+    let (mp, np) = (rows.len(), cols.len());
+    let tiles = mp * np;
+    let parts = parts.min(tiles).max(1);
+    let cost = |u: usize| rows[u % mp] * cols[u / mp];
+    let total = rows.iter().sum::<usize>() * cols.iter().sum::<usize>();
+    // run i ends at the tile nearest to i/parts of the work
+    let mut ends = Vec::with_capacity(parts);
+    let (mut u, mut done) = (0, 0);
+    for i in 1..parts {
+        let target = i * total / parts;
+        while u < tiles && 2 * done + cost(u) <= 2 * target {
+            done += cost(u);
+            u += 1;
+        }
+        ends.push(u);
+    }
+    ends.push(tiles);
+    let mut start = 0;
+    ends.into_iter()
+        .map(|end| {
+            let mut u = std::mem::replace(&mut start, end);
             let mut blocks = Vec::new();
             while u < end {
                 let (p, r) = (u / mp, u % mp);
@@ -548,6 +572,17 @@ fn block(
             loop {
                 let kb = kc.min(k - pc);
                 let (first, last) = (pc == 0, pc + kb == k);
+                // B panels held packed are read from memory as the first row
+                // panel's tiles run; each tile fetches a share of the next depth
+                // block's ahead, so that block waits in L2
+                let ahead: Vec<&[f32]> = if pc + kb < k {
+                    let kb2 = kc.min(k - pc - kb);
+                    (0..panels)
+                        .map_while(|p| b.packed_b(pc + kb, kb2, jc + p * nr, nr))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
                 let mut bpanels: Vec<&[f32]> = Vec::with_capacity(panels);
                 let mut rest: &mut [f32] = &mut bbuf[..];
                 for p in 0..panels {
@@ -577,6 +612,16 @@ fn block(
                     for (p, pb) in bpanels.iter().enumerate() {
                         let j0 = jc + p * nr;
                         let cj = nr.min(jc + nb - j0);
+                        let (pf, pf_lines) = match ahead.get(p) {
+                            Some(next) => {
+                                let lines = next.len().div_ceil(16);
+                                let (part, parts) = (ip - rows.start, rows.len());
+                                let from = part * lines / parts;
+                                let to = (part + 1) * lines / parts;
+                                (next.as_ptr().wrapping_add(from * 16), to - from)
+                            }
+                            None => (std::ptr::null(), 0),
+                        };
                         let direct = if ri == mr && cj == nr {
                             c.row_stride(j0, nr)
                         } else {
@@ -591,24 +636,32 @@ fn block(
                                     pa.as_ptr(),
                                     pb.as_ptr(),
                                     &Out {
-                                        c: c.at(i0, j0),
-                                        ldc,
-                                        load,
-                                        bias: bias.map_or(std::ptr::null(), |b| b[i0..].as_ptr()),
-                                        relu,
+                                        pf,
+                                        pf_lines,
+                                        ..Out::new(
+                                            c.at(i0, j0),
+                                            ldc,
+                                            load,
+                                            bias.map_or(std::ptr::null(), |b| b[i0..].as_ptr()),
+                                            relu,
+                                        )
                                     },
                                 ),
                                 None => {
-                                    (mk.run)(
+                                    (mk.edge)(ri, cj)(
                                         kb,
                                         pa.as_ptr(),
                                         pb.as_ptr(),
                                         &Out {
-                                            c: tile.as_mut_ptr(),
-                                            ldc: nr,
-                                            load: false,
-                                            bias: std::ptr::null(),
-                                            relu: false,
+                                            pf,
+                                            pf_lines,
+                                            ..Out::new(
+                                                tile.as_mut_ptr(),
+                                                nr,
+                                                false,
+                                                std::ptr::null(),
+                                                false,
+                                            )
                                         },
                                     );
                                     // each run of C the tile covers (a tile can
@@ -821,7 +874,7 @@ mod tests {
             (64, 4, 2),
             (5, 3, 7),
         ] {
-            let runs = tile_split(mp, np, parts);
+            let runs = tile_split(&vec![8; mp], &vec![48; np], parts);
             let mut seen = vec![0; mp * np];
             let sizes: Vec<usize> = runs
                 .iter()
@@ -843,6 +896,33 @@ mod tests {
             let (lo, hi) = (sizes.iter().min().unwrap(), sizes.iter().max().unwrap());
             assert!(hi - lo <= 1, "{mp}x{np}/{parts}: {sizes:?}");
         }
+    }
+
+    #[test]
+    fn edge_tiles_count_for_the_work_they_do() {
+        // ResNet-18's 14x14 layers at batch 1: 256 x 196, a last panel of 4 columns
+        let (rows, cols) = (vec![8; 32], vec![48, 48, 48, 48, 4]);
+        let runs = tile_split(&rows, &cols, 2);
+        let work: Vec<usize> = runs
+            .iter()
+            .map(|blocks| {
+                blocks
+                    .iter()
+                    .map(|(r, p)| {
+                        r.clone().map(|i| rows[i]).sum::<usize>()
+                            * p.clone().map(|j| cols[j]).sum::<usize>()
+                    })
+                    .sum()
+            })
+            .collect();
+        assert_eq!(work.iter().sum::<usize>(), 256 * 196);
+        // within one tile of an even split; counting tiles would give 80 and 80
+        // tiles, 30720 and 19456 elements
+        let tile = 8 * 48;
+        assert!(
+            work.iter().all(|&w| w.abs_diff(256 * 196 / 2) <= tile),
+            "{work:?}"
+        );
     }
 
     #[test]

@@ -52,8 +52,22 @@ pub fn applies(g: &Geom) -> bool {
 /// (4.5 tiles' worth of products per filter), and channels enough to keep the
 /// products busy.
 pub fn worth_it(g: &Geom) -> bool {
-    let tiles = g.n * g.ho.div_ceil(M) * g.wo.div_ceil(M);
-    applies(g) && tiles >= 64 && g.cg() >= 8 && g.og() >= 8
+    applies(g) && tiles(g) >= 64 && g.cg() >= 8 && g.og() >= 8
+}
+
+/// [`worth_it`] for a forward whose transformed filters are kept from call to call
+/// (see `conv_gemm::FilterCache`): no transform to make up for, but the kept
+/// filters are four times the size of the plain ones and are read from memory at
+/// every forward, so the tiles must still be enough to use each of them a few
+/// dozen times. ResNet-18 at batch 1: its 28x28 layers (49 tiles) are 1.5-2 ms
+/// faster in all by Winograd, its 14x14 ones (16 tiles) 1.2 ms slower each.
+pub fn worth_it_kept(g: &Geom) -> bool {
+    applies(g) && tiles(g) >= 32 && g.cg() >= 8 && g.og() >= 8
+}
+
+/// The 4x4 output tiles of a convolution's batch.
+fn tiles(g: &Geom) -> usize {
+    g.n * g.ho.div_ceil(M) * g.wo.div_ceil(M)
 }
 
 /// The sizes of one Winograd convolution: `n` images of `cin` channels of `h x w`
