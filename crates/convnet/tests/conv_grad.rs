@@ -708,7 +708,7 @@ fn convt_rejects_bad_options_and_shapes() {
 
 /// Filters kept packed between forwards give the same bits as packing them afresh,
 /// in every form the forward takes (plain and transposed products, 1x1, groups,
-/// Winograd), and a change of the filters is seen: the next forward packs again.
+/// Winograd, Winograd over the phases of a strided input), and a change of the filters is seen: the next forward packs again.
 #[test]
 fn cached_filters_give_the_same_outputs_and_follow_changes() {
     let same3 = ConvOpts {
@@ -720,13 +720,24 @@ fn cached_filters_give_the_same_outputs_and_follow_changes() {
         ("winograd", [4, 8, 20, 20], [8, 8, 3, 3], same3),
         // 3x3 over 7x7 at batch 1: 49 columns, the transposed product
         ("transposed", [1, 24, 7, 7], [40, 24, 3, 3], same3),
-        // a strided 5x5 over 30x30 at batch 2: the plain product
+        // a strided 7x7 over 30x30 at batch 2: the plain product
         (
             "plain",
             [2, 6, 30, 30],
-            [20, 6, 5, 5],
+            [20, 6, 7, 7],
             ConvOpts {
                 stride: [2, 2],
+                ..Default::default()
+            },
+        ),
+        // 11x11 at stride 4 over 67x67 at batch 4: a 3x3 over 48 phase planes of
+        // 17x17, 64 tiles, Winograd
+        (
+            "phases",
+            [4, 3, 67, 67],
+            [16, 3, 11, 11],
+            ConvOpts {
+                stride: [4, 4],
                 ..Default::default()
             },
         ),

@@ -349,3 +349,99 @@ fn kept_filters_take_the_winograd_path_from_fewer_tiles() {
     let fresh = conv::forward(&x, &w, None, &o).unwrap();
     assert_ne!(bits(fresh.data()), bits(kept.data()));
 }
+
+/// A strided layer whose kernel covers three phases a side (AlexNet's first layer:
+/// 11x11 at stride 4) takes Winograd over its input's phases: the outputs are the
+/// strided convolution's, within Winograd's accuracy, and not the direct product's
+/// bits; the derivatives (taken by the direct kernels) agree with the forward.
+#[test]
+fn a_strided_layer_takes_winograd_over_its_phases() {
+    let o = ConvOpts {
+        pad: Pad::all(2),
+        stride: [4, 4],
+        ..Default::default()
+    };
+    // 55x55 outputs from 224x224 with padding 2: 14 x 14 tiles of the phase planes
+    let (n, c, h, co) = (1, 3, 224, 16);
+    let x = random(&[n, c, h, h], 31);
+    let mut w = random(&[co, c, 11, 11], 32);
+    w.scale(0.1);
+    let y = conv::forward(&x, &w, None, &o).unwrap();
+    let d = y.dims4().unwrap();
+    assert_eq!((d.h, d.w), (55, 55));
+    let g = Geom::new(
+        [n, c, h, h],
+        [co, c, 11, 11],
+        1,
+        o.pad,
+        o.stride,
+        [1, 1],
+        [55, 55],
+    );
+    let mut direct = vec![0.0; y.data().len()];
+    conv_gemm::forward_direct(&g, x.data(), w.data(), None, &mut direct);
+    assert_ne!(y.data(), &direct[..], "the phase path was not taken");
+    let (xd, wd) = (x.data(), w.data());
+    let want: Vec<f64> = (0..y.data().len())
+        .map(|s| {
+            let (oc, p) = (s / 3025, s % 3025);
+            let (i, j) = (p / 55, p % 55);
+            let mut sum = 0.0;
+            for ch in 0..c {
+                for u in 0..11 {
+                    for v in 0..11 {
+                        let (iy, ix) = ((4 * i + u) as isize - 2, (4 * j + v) as isize - 2);
+                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= h as isize {
+                            continue;
+                        }
+                        sum += xd[(ch * h + iy as usize) * h + ix as usize] as f64
+                            * wd[((oc * c + ch) * 11 + u) * 11 + v] as f64;
+                    }
+                }
+            }
+            sum
+        })
+        .collect();
+    // the bounds of the ImageNet layer above
+    let (max, rms) = (rel_err(y.data(), &want), rms_err(y.data(), &want));
+    println!("11x11/4 by phases, error / rms of the outputs: max {max:.2e} rms {rms:.2e}");
+    assert!(rms < 1e-5 && max < 5e-5, "max {max:e}, rms {rms:e}");
+
+    // derivatives on a small case of the same kind: 5x5 at stride 2 (three phases a
+    // side) over 35x35, 17x17 outputs, 5 x 5 phase tiles in each of three images
+    let o = ConvOpts {
+        pad: Pad::all(1),
+        stride: [2, 2],
+        ..Default::default()
+    };
+    let g = Geom::new(
+        [3, 2, 35, 35],
+        [8, 2, 5, 5],
+        1,
+        o.pad,
+        o.stride,
+        [1, 1],
+        [17, 17],
+    );
+    let split = convnet::blocks::kernels::phases::split(&g).expect("three phases a side");
+    assert!(winograd::worth_it(&split));
+    let x = random(&[3, 2, 35, 35], 33);
+    let w = random(&[8, 2, 5, 5], 34);
+    let b = random(&[8], 35);
+    let tol = Tolerance {
+        eps: 0.1,
+        rtol: 1e-3,
+        atol: 1e-3,
+    };
+    check(
+        &[x, w, b],
+        |t: &[Tensor]| conv::forward(&t[0], &t[1], Some(&t[2]), &o),
+        |t: &[Tensor], dy: &Tensor| {
+            let g = conv::backward(&t[0], &t[1], Some(&t[2]), &o, dy, true)?;
+            Ok(vec![g.dx, Some(g.dw), g.db])
+        },
+        tol,
+        5,
+    )
+    .unwrap();
+}

@@ -21,6 +21,7 @@
 use super::cpu::{self, Isa};
 use super::fc;
 use super::im2col::{col2im, Cols, ColsT, Planes};
+use super::phases;
 use super::sgemm::{self, Epilogue, PackB, PackedA, Strided, StridedMut};
 use super::winograd;
 use crate::blocks::Pad;
@@ -157,19 +158,18 @@ fn forward_packed(
         return fc::forward(g, x, w, b, relu, y);
     }
     let isa = cpu::isa();
-    let winograd = match cache {
+    let winograd = |g: &Geom| match cache {
         Some(_) => winograd::worth_it_kept(g),
         None => winograd::worth_it(g),
     };
-    if winograd {
-        return match cache {
-            Some((version, c)) => {
-                let key = Key::new(version, isa, g, Form::Winograd);
-                let f = c.winograd(key, || winograd::forward_filters(isa, g, w));
-                winograd::forward_with(isa, g, f, x, b, relu, y)
-            }
-            None => winograd::forward(isa, g, x, w, b, relu, y),
-        };
+    if winograd(g) {
+        let w = || Cow::Borrowed(w);
+        return winograd_forward(isa, g, x, w, b, relu, y, cache, Form::Winograd);
+    }
+    if let Some(gs) = phases::split(g).filter(|gs| winograd(gs)) {
+        let xs = phases::input(g, &gs, x);
+        let ws = || Cow::Owned(phases::filters(g, &gs, w));
+        return winograd_forward(isa, &gs, &xs, ws, b, relu, y, cache, Form::PhaseWinograd);
     }
     let packed = cache.map(|(version, c)| {
         let width = sgemm::kept_width(isa, g.og(), g.n * g.p());
@@ -181,6 +181,30 @@ fn forward_packed(
         })
     });
     products_forward(g, x, w, b, relu, y, packed)
+}
+
+/// The forward by Winograd of a 3x3 stride-1 geometry `g`, with the filters `w()`
+/// transformed afresh or kept in `cache` as `form`.
+#[allow(clippy::too_many_arguments)]
+fn winograd_forward<'w>(
+    isa: Isa,
+    g: &Geom,
+    x: &[f32],
+    w: impl FnOnce() -> Cow<'w, [f32]>,
+    b: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+    cache: Option<(u64, &mut FilterCache)>,
+    form: Form,
+) {
+    match cache {
+        Some((version, c)) => {
+            let key = Key::new(version, isa, g, form);
+            let f = c.winograd(key, || winograd::forward_filters(isa, g, &w()));
+            winograd::forward_with(isa, g, f, x, b, relu, y)
+        }
+        None => winograd::forward(isa, g, x, &w(), b, relu, y),
+    }
 }
 
 /// The forward by matrix products whatever the shape (Winograd's accuracy is
@@ -226,6 +250,9 @@ enum Form {
     Products(usize),
     /// Winograd's transformed filters.
     Winograd,
+    /// Winograd's transformed filters of the stride-1 convolution over the input's
+    /// phases (see [`phases`]).
+    PhaseWinograd,
 }
 
 enum Packed {

@@ -65,6 +65,20 @@ pub fn isa() -> Isa {
     })
 }
 
+/// Asks for the cache line at `p` to be brought into L1 ahead of use; a hint only
+/// (nothing where there is no such instruction, and no fault for any address).
+#[inline(always)]
+pub fn prefetch(p: *const f32) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing architecturally and cannot fault.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -201,6 +201,29 @@ impl<'a> Cols<'a> {
     }
 }
 
+/// The taps `(c, u, v)` of rows `k0, k0 + 1, ...` of the column matrix, counted
+/// rather than divided out (three divisions a row cost as much as copying a row of
+/// 48 columns).
+fn taps(g: &Geom, k0: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+    let (kh, kw) = (g.kh, g.kw);
+    let kk = kh * kw;
+    let mut at = (k0 / kk, (k0 % kk) / kw, k0 % kw);
+    std::iter::repeat_with(move || {
+        let tap = at;
+        let (c, u, v) = &mut at;
+        *v += 1;
+        if *v == kw {
+            *v = 0;
+            *u += 1;
+            if *u == kh {
+                *u = 0;
+                *c += 1;
+            }
+        }
+        tap
+    })
+}
+
 impl Cols<'_> {
     /// Rows `k0..k0 + rows.len() / len` of the column matrix, `len` columns each, at
     /// the columns of `segs` into `rows`.
@@ -233,10 +256,7 @@ impl Cols<'_> {
             .iter()
             .map(|s| ((s.img * g.c + self.c0) * g.h + s.i * sh) * g.w + s.j * sw)
             .collect();
-        for (t, row) in rows.chunks_exact_mut(len).enumerate() {
-            let k = k0 + t;
-            let (c, uv) = (k / (g.kh * g.kw), k % (g.kh * g.kw));
-            let (u, v) = (uv / g.kw, uv % g.kw);
+        for (row, (c, u, v)) in rows.chunks_exact_mut(len).zip(taps(g, k0)) {
             let tap = (c * g.h + u * g.dilation[0]) * g.w + v * g.dilation[1];
             for (s, &start) in segs.iter().zip(&starts) {
                 let d = &mut row[s.at..s.at + s.len];
@@ -267,22 +287,11 @@ impl Cols<'_> {
                 (0..s.len).map(move |t| start + t * sw)
             })
             .collect();
-        let (kk, hw) = (g.kh * g.kw, g.h * g.w);
-        let (mut c, mut u, mut v) = (k0 / kk, (k0 % kk) / g.kw, k0 % g.kw);
-        for row in rows.chunks_exact_mut(len) {
-            let tap = c * hw + u * g.dilation[0] * g.w + v * g.dilation[1];
+        for (row, (c, u, v)) in rows.chunks_exact_mut(len).zip(taps(g, k0)) {
+            let tap = (c * g.h + u * g.dilation[0]) * g.w + v * g.dilation[1];
             let x = &self.x[tap..];
             for (d, &o) in row.iter_mut().zip(&offs) {
                 *d = x[o];
-            }
-            v += 1;
-            if v == g.kw {
-                v = 0;
-                u += 1;
-                if u == g.kh {
-                    u = 0;
-                    c += 1;
-                }
             }
         }
     }
@@ -296,10 +305,7 @@ impl Cols<'_> {
             .iter()
             .map(|s| ((s.img * g.c + self.c0) * g.h + s.i * sh) * row_len + s.j)
             .collect();
-        for (t, row) in rows.chunks_exact_mut(len).enumerate() {
-            let k = k0 + t;
-            let (c, uv) = (k / (g.kh * g.kw), k % (g.kh * g.kw));
-            let (u, v) = (uv / g.kw, uv % g.kw);
+        for (row, (c, u, v)) in rows.chunks_exact_mut(len).zip(taps(g, k0)) {
             let tap = (c * g.h + u * g.dilation[0]) * row_len + (v % sw) * wq + v / sw;
             for (s, &start) in segs.iter().zip(&starts) {
                 let at = start + tap;

@@ -11,6 +11,7 @@ pub mod gemm;
 pub mod im2col;
 pub mod lrn;
 pub mod microkernel;
+pub mod phases;
 pub mod sgemm;
 pub mod transpose;
 pub mod winograd;

@@ -633,6 +633,9 @@ fn input_transform(wg: &Wg, x: &[f32], t0: usize, tb: usize, nr: usize, v: &mut 
     }
 }
 
+/// How many groups of `L` ahead the output transform fetches each of its streams.
+const AHEAD: usize = 4;
+
 /// Transforms a block's products back (tiles `t0..t0 + tb`, `m` laid out per xi,
 /// output channel, tile) into `y`.
 #[allow(clippy::too_many_arguments)]
@@ -657,6 +660,8 @@ fn output_transform(
             for (xi, vec) in d.iter_mut().enumerate() {
                 let off = (xi * wg.cout + o) * tb + s;
                 vec.copy_from_slice(&m[off..off + L]);
+                // 36 streams, one per xi, are more than the hardware follows
+                super::cpu::prefetch(m.as_ptr().wrapping_add(off + AHEAD * L));
             }
             two_axes::<6, 4>(&d, &mut tmp, &mut out, at6);
             let b = bias.map_or(0.0, |b| b[o]);
