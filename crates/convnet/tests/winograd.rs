@@ -235,6 +235,26 @@ fn winograd_blocks_cut_by_thread_count_give_the_same_bits() {
     }
 }
 
+/// The convolution block's derivatives against numerical ones.
+fn derivatives_check(x: Tensor, w: Tensor, b: Tensor, o: &ConvOpts) {
+    let tol = Tolerance {
+        eps: 0.1,
+        rtol: 1e-3,
+        atol: 1e-3,
+    };
+    check(
+        &[x, w, b],
+        |t: &[Tensor]| conv::forward(&t[0], &t[1], Some(&t[2]), o),
+        |t: &[Tensor], dy: &Tensor| {
+            let g = conv::backward(&t[0], &t[1], Some(&t[2]), o, dy, true)?;
+            Ok(vec![g.dx, Some(g.dw), g.db])
+        },
+        tol,
+        5,
+    )
+    .unwrap();
+}
+
 #[test]
 fn winograd_gradients_are_numerical_derivatives() {
     // 3 x 8 x 20 x 20 with 8 filters: outputs 21 x 19, 3 * 6 * 5 = 90 tiles of 4x4
@@ -252,22 +272,7 @@ fn winograd_gradients_are_numerical_derivatives() {
         winograd::worth_it(&g),
         "the shape must take the Winograd path"
     );
-    let tol = Tolerance {
-        eps: 0.1,
-        rtol: 1e-3,
-        atol: 1e-3,
-    };
-    check(
-        &[x, w, b],
-        |t: &[Tensor]| conv::forward(&t[0], &t[1], Some(&t[2]), &o),
-        |t: &[Tensor], dy: &Tensor| {
-            let g = conv::backward(&t[0], &t[1], Some(&t[2]), &o, dy, true)?;
-            Ok(vec![g.dx, Some(g.dw), g.db])
-        },
-        tol,
-        5,
-    )
-    .unwrap();
+    derivatives_check(x, w, b, &o);
 }
 
 /// ImageNet-size: VGG-16's conv4_2 (512 channels of 28x28 in and out), one image.
@@ -428,20 +433,5 @@ fn a_strided_layer_takes_winograd_over_its_phases() {
     let x = random(&[3, 2, 35, 35], 33);
     let w = random(&[8, 2, 5, 5], 34);
     let b = random(&[8], 35);
-    let tol = Tolerance {
-        eps: 0.1,
-        rtol: 1e-3,
-        atol: 1e-3,
-    };
-    check(
-        &[x, w, b],
-        |t: &[Tensor]| conv::forward(&t[0], &t[1], Some(&t[2]), &o),
-        |t: &[Tensor], dy: &Tensor| {
-            let g = conv::backward(&t[0], &t[1], Some(&t[2]), &o, dy, true)?;
-            Ok(vec![g.dx, Some(g.dw), g.db])
-        },
-        tol,
-        5,
-    )
-    .unwrap();
+    derivatives_check(x, w, b, &o);
 }
