@@ -443,3 +443,61 @@ fn max_forward_gives_the_bits_of_a_row_major_scan() {
         }
     }
 }
+
+/// The general max backward (whole windows of a row scanned together) routes each
+/// dy to the first maximum of a row-major scan of its window, over -0/+0 ties,
+/// infinities and NaNs, and sums overlapping windows' dy in output order.
+#[test]
+fn max_backward_gives_the_bits_of_a_row_major_scan() {
+    let specials = [
+        0.0f32,
+        -0.0,
+        1.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+    ];
+    let (h, w) = (13usize, 17usize);
+    let data: Vec<f32> = (0..2 * h * w)
+        .map(|i| specials[(i * 7 + i / 5) % specials.len()])
+        .collect();
+    let x = t4([1, 2, h, w], &data);
+    for (k, s, p) in [
+        (3, 2, 1),
+        (3, 1, 1),
+        (2, 1, 0),
+        (3, 3, 2),
+        (4, 2, 0),
+        (5, 4, 2),
+    ] {
+        let o = opts(PoolMethod::Max, [k, k], [s, s], Pad::all(p));
+        let y = pool::forward(&x, &o).unwrap();
+        let dy = gradcheck::random(y.shape(), 500 + k as u64);
+        let dx = pool::backward(&x, &o, &dy).unwrap();
+        let d = y.dims4().unwrap();
+        let mut want = vec![0.0f32; x.len()];
+        for c in 0..2 {
+            for oy in 0..d.h {
+                for ox in 0..d.w {
+                    let (mut m, mut arg) = (f32::NEG_INFINITY, None);
+                    for r in (oy * s) as isize - p as isize..(oy * s + k) as isize - p as isize {
+                        for q in (ox * s) as isize - p as isize..(ox * s + k) as isize - p as isize
+                        {
+                            if r >= 0 && q >= 0 && (r as usize) < h && (q as usize) < w {
+                                let at = (c * h + r as usize) * w + q as usize;
+                                arg = arg.or(Some(at));
+                                if data[at] > m {
+                                    m = data[at];
+                                    arg = Some(at);
+                                }
+                            }
+                        }
+                    }
+                    want[arg.expect("a real pixel")] += dy.data()[((c * d.h) + oy) * d.w + ox];
+                }
+            }
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(dx.data()), bits(&want), "window {k} stride {s} pad {p}");
+    }
+}
