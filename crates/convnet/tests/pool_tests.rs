@@ -498,6 +498,10 @@ fn max_backward_gives_the_bits_of_a_row_major_scan() {
             }
         }
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(dx.data()), bits(&want), "window {k} stride {s} pad {p}");
+        assert_eq!(
+            bits(dx.data()),
+            bits(&want),
+            "window {k} stride {s} pad {p}"
+        );
     }
 }

@@ -273,6 +273,32 @@ fn winograd_gradients_are_numerical_derivatives() {
         "the shape must take the Winograd path"
     );
     derivatives_check(x, w, b, &o);
+
+    // the filter gradient takes Winograd from 256 tiles: 8 channels of 64x64, one
+    // image, derivatives in the filters and bias (the image held fixed)
+    let g = geom(1, 8, 64, 64, 8, Pad::all(1), 1);
+    assert!(winograd::worth_it_for_filters(&g));
+    let o = ConvOpts {
+        pad: Pad::all(1),
+        ..Default::default()
+    };
+    let x = random(&[1, 8, 64, 64], 14);
+    let tol = Tolerance {
+        eps: 0.1,
+        rtol: 1e-3,
+        atol: 1e-3,
+    };
+    check(
+        &[random(&[8, 8, 3, 3], 15), random(&[8], 16)],
+        |t: &[Tensor]| conv::forward(&x, &t[0], Some(&t[1]), &o),
+        |t: &[Tensor], dy: &Tensor| {
+            let g = conv::backward(&x, &t[0], Some(&t[1]), &o, dy, false)?;
+            Ok(vec![Some(g.dw), g.db])
+        },
+        tol,
+        6,
+    )
+    .unwrap();
 }
 
 /// ImageNet-size: VGG-16's conv4_2 (512 channels of 28x28 in and out), one image.

@@ -580,7 +580,7 @@ pub fn backward_filter(g: &Geom, x: &[f32], dy: &[f32], dw: &mut [f32], accumula
     if g.is_fc() {
         return fc::backward_filter(g, x, dy, dw, accumulate);
     }
-    if winograd::worth_it(g) {
+    if winograd::worth_it_for_filters(g) {
         return winograd::backward_filter(cpu::isa(), g, x, dy, dw, accumulate);
     }
     let parts = filter_parts(g, rayon::current_num_threads());

@@ -65,6 +65,18 @@ pub fn worth_it_kept(g: &Geom) -> bool {
     applies(g) && tiles(g) >= 32 && g.cg() >= 8 && g.og() >= 8
 }
 
+/// [`worth_it`] for the filter gradient, whose Winograd form sums 36 products of
+/// `C_out x C_in` over the tiles and transforms them back: with few tiles that
+/// output (4 times the filters) is most of the work. Backward of one layer, 2
+/// threads, Winograd against direct filter gradient: 512 channels of 7x7 at batch
+/// 16 (64 tiles) 51-63 against 37-41 ms; 512 of 14x14 at batch 8 (128 tiles) 75-76
+/// against 65-68; 256 of 14x14 at batch 8 (128 tiles) even; 512 of 14x14 at batch
+/// 16 (256 tiles) 114-115 against 128-141; 256 of 14x14 at batch 16 (256 tiles)
+/// 26 against 33.
+pub fn worth_it_for_filters(g: &Geom) -> bool {
+    worth_it(g) && tiles(g) >= 256
+}
+
 /// The 4x4 output tiles of a convolution's batch.
 fn tiles(g: &Geom) -> usize {
     g.n * g.ho.div_ceil(M) * g.wo.div_ceil(M)
