@@ -24,6 +24,8 @@ use std::ops::Range;
 pub const KC: usize = 320;
 /// Columns of a packed B block (a multiple of every kernel's `NR`).
 const NC: usize = 384;
+/// Values in a 64-byte cache line, the unit the micro-kernel fetches ahead.
+const LINE: usize = 16;
 
 /// The left operand, `m x k`.
 pub trait PackA: Sync {
@@ -614,11 +616,11 @@ fn block(
                         let cj = nr.min(jc + nb - j0);
                         let (pf, pf_lines) = match ahead.get(p) {
                             Some(next) => {
-                                let lines = next.len().div_ceil(16);
+                                let lines = next.len().div_ceil(LINE);
                                 let (part, parts) = (ip - rows.start, rows.len());
                                 let from = part * lines / parts;
                                 let to = (part + 1) * lines / parts;
-                                (next.as_ptr().wrapping_add(from * 16), to - from)
+                                (next.as_ptr().wrapping_add(from * LINE), to - from)
                             }
                             None => (std::ptr::null(), 0),
                         };
