@@ -12,7 +12,9 @@
 //! element is summed by one thread in a fixed order, so results are bit-identical
 //! from run to run and for any thread count.
 //!
-//! 3x3 convolutions at stride 1 with enough tiles go to [`super::winograd`] instead.
+//! 3x3 convolutions at stride 1 with enough tiles go to [`super::winograd`] instead,
+//! and so does the forward of a strided layer whose kernel covers three of its
+//! input's phases a side, as a 3x3 over those phases ([`super::phases`]).
 //!
 //! A 1x1, stride-1, unpadded convolution's input gradient needs no col2im (`dcol` is
 //! `dx`). A fully connected layer, a kernel that covers the whole unpadded input,
@@ -158,15 +160,15 @@ fn forward_packed(
         return fc::forward(g, x, w, b, relu, y);
     }
     let isa = cpu::isa();
-    let winograd = |g: &Geom| match cache {
+    let by_winograd = |g: &Geom| match cache {
         Some(_) => winograd::worth_it_kept(g),
         None => winograd::worth_it(g),
     };
-    if winograd(g) {
+    if by_winograd(g) {
         let w = || Cow::Borrowed(w);
         return winograd_forward(isa, g, x, w, b, relu, y, cache, Form::Winograd);
     }
-    if let Some(gs) = phases::split(g).filter(|gs| winograd(gs)) {
+    if let Some(gs) = phases::split(g).filter(|gs| by_winograd(gs)) {
         let xs = phases::input(g, &gs, x);
         let ws = || Cow::Owned(phases::filters(g, &gs, w));
         return winograd_forward(isa, &gs, &xs, ws, b, relu, y, cache, Form::PhaseWinograd);
