@@ -388,11 +388,11 @@ fn fast_2x2_backward_routes_as_a_scan_on_ties_and_nans() {
     }
 }
 
-/// The windows that lie whole inside a row are taken a tap at a time for the whole
-/// row: still the bits of a row-major scan of each window that keeps the first
-/// maximum (-0 against +0, infinities, NaNs skipped), for every stride.
-#[test]
-fn max_forward_gives_the_bits_of_a_row_major_scan() {
+/// Two 13x17 planes of -0, +0, 1, infinities and NaN, so that windows tie.
+const SCAN_H: usize = 13;
+const SCAN_W: usize = 17;
+
+fn scan_planes() -> Vec<f32> {
     let specials = [
         0.0f32,
         -0.0,
@@ -401,40 +401,65 @@ fn max_forward_gives_the_bits_of_a_row_major_scan() {
         f32::NEG_INFINITY,
         f32::NAN,
     ];
-    let (h, w) = (13usize, 17usize);
-    let data: Vec<f32> = (0..2 * h * w)
+    (0..2 * SCAN_H * SCAN_W)
         .map(|i| specials[(i * 7 + i / 5) % specials.len()])
-        .collect();
-    let x = t4([1, 2, h, w], &data);
-    for (k, s, p) in [
-        (3, 2, 1),
-        (3, 1, 1),
-        (2, 1, 0),
-        (3, 3, 2),
-        (4, 2, 0),
-        (5, 4, 2),
-    ] {
+        .collect()
+}
+
+/// (window, stride, pad) of the scan tests.
+const SCAN_CASES: [(usize, usize, usize); 6] = [
+    (3, 2, 1),
+    (3, 1, 1),
+    (2, 1, 0),
+    (3, 3, 2),
+    (4, 2, 0),
+    (5, 4, 2),
+];
+
+/// The index in `data` of the first maximum of a row-major scan of the window of
+/// output (oy, ox) of plane `c` (NaNs passed over; its first real pixel when nothing
+/// is greater than -inf), and that maximum.
+fn scan(
+    data: &[f32],
+    c: usize,
+    oy: usize,
+    ox: usize,
+    (k, s, p): (usize, usize, usize),
+) -> (usize, f32) {
+    let (h, w) = (SCAN_H as isize, SCAN_W as isize);
+    let (mut m, mut arg) = (f32::NEG_INFINITY, None);
+    for r in (oy * s) as isize - p as isize..(oy * s + k) as isize - p as isize {
+        for q in (ox * s) as isize - p as isize..(ox * s + k) as isize - p as isize {
+            if r >= 0 && q >= 0 && r < h && q < w {
+                let at = ((c as isize * h + r) * w + q) as usize;
+                arg = arg.or(Some(at));
+                if data[at] > m {
+                    m = data[at];
+                    arg = Some(at);
+                }
+            }
+        }
+    }
+    (arg.expect("a window holds a real pixel"), m)
+}
+
+/// The windows that lie whole inside a row are taken a tap at a time for the whole
+/// row: still the bits of a row-major scan of each window that keeps the first
+/// maximum (-0 against +0, infinities, NaNs skipped), for every stride.
+#[test]
+fn max_forward_gives_the_bits_of_a_row_major_scan() {
+    let data = scan_planes();
+    let x = t4([1, 2, SCAN_H, SCAN_W], &data);
+    for (k, s, p) in SCAN_CASES {
         let o = opts(PoolMethod::Max, [k, k], [s, s], Pad::all(p));
         let y = pool::forward(&x, &o).unwrap();
         let d = y.dims4().unwrap();
         for c in 0..2 {
             for oy in 0..d.h {
                 for ox in 0..d.w {
-                    let mut m = f32::NEG_INFINITY;
-                    for r in (oy * s) as isize - p as isize..(oy * s + k) as isize - p as isize {
-                        for q in (ox * s) as isize - p as isize..(ox * s + k) as isize - p as isize
-                        {
-                            if r >= 0 && q >= 0 && (r as usize) < h && (q as usize) < w {
-                                let v = data[(c * h + r as usize) * w + q as usize];
-                                if v > m {
-                                    m = v;
-                                }
-                            }
-                        }
-                    }
-                    let got = y.at4(0, c, oy, ox);
+                    let (_, m) = scan(&data, c, oy, ox, (k, s, p));
                     assert_eq!(
-                        got.to_bits(),
+                        y.at4(0, c, oy, ox).to_bits(),
                         m.to_bits(),
                         "window {k} stride {s} pad {p}, channel {c}, output ({oy}, {ox})"
                     );
@@ -444,32 +469,14 @@ fn max_forward_gives_the_bits_of_a_row_major_scan() {
     }
 }
 
-/// The general max backward (whole windows of a row scanned together) routes each
-/// dy to the first maximum of a row-major scan of its window, over -0/+0 ties,
-/// infinities and NaNs, and sums overlapping windows' dy in output order.
+/// The max pooling backward routes each dy to the first maximum of a row-major scan
+/// of its window, over -0/+0 ties, infinities and NaNs, and sums overlapping
+/// windows' dy in output order.
 #[test]
 fn max_backward_gives_the_bits_of_a_row_major_scan() {
-    let specials = [
-        0.0f32,
-        -0.0,
-        1.0,
-        f32::INFINITY,
-        f32::NEG_INFINITY,
-        f32::NAN,
-    ];
-    let (h, w) = (13usize, 17usize);
-    let data: Vec<f32> = (0..2 * h * w)
-        .map(|i| specials[(i * 7 + i / 5) % specials.len()])
-        .collect();
-    let x = t4([1, 2, h, w], &data);
-    for (k, s, p) in [
-        (3, 2, 1),
-        (3, 1, 1),
-        (2, 1, 0),
-        (3, 3, 2),
-        (4, 2, 0),
-        (5, 4, 2),
-    ] {
+    let data = scan_planes();
+    let x = t4([1, 2, SCAN_H, SCAN_W], &data);
+    for (k, s, p) in SCAN_CASES {
         let o = opts(PoolMethod::Max, [k, k], [s, s], Pad::all(p));
         let y = pool::forward(&x, &o).unwrap();
         let dy = gradcheck::random(y.shape(), 500 + k as u64);
@@ -479,21 +486,8 @@ fn max_backward_gives_the_bits_of_a_row_major_scan() {
         for c in 0..2 {
             for oy in 0..d.h {
                 for ox in 0..d.w {
-                    let (mut m, mut arg) = (f32::NEG_INFINITY, None);
-                    for r in (oy * s) as isize - p as isize..(oy * s + k) as isize - p as isize {
-                        for q in (ox * s) as isize - p as isize..(ox * s + k) as isize - p as isize
-                        {
-                            if r >= 0 && q >= 0 && (r as usize) < h && (q as usize) < w {
-                                let at = (c * h + r as usize) * w + q as usize;
-                                arg = arg.or(Some(at));
-                                if data[at] > m {
-                                    m = data[at];
-                                    arg = Some(at);
-                                }
-                            }
-                        }
-                    }
-                    want[arg.expect("a real pixel")] += dy.data()[((c * d.h) + oy) * d.w + ox];
+                    let (at, _) = scan(&data, c, oy, ox, (k, s, p));
+                    want[at] += dy.data()[((c * d.h) + oy) * d.w + ox];
                 }
             }
         }
