@@ -6,14 +6,13 @@ use super::init::Init;
 use super::layer::{LayerKind, Param};
 use super::Mode;
 use crate::blocks::conv::FilterCache;
-use crate::blocks::kernels::conv_gemm;
+use crate::blocks::kernels::{conv_gemm, eltwise};
 use crate::blocks::loss::LossKind;
 use crate::blocks::{activation, bnorm, concat, conv, convt, dropout, loss, lrn, pool, softmax};
 use crate::error::{Error, Result};
 use crate::tensor::{fmt_shape, Dims4, Tensor};
 use rand::SeedableRng;
 use rand_xoshiro::Xoshiro256PlusPlus;
-use rayon::prelude::*;
 
 /// A layer as built: its block and options, wiring and parameters.
 #[derive(Clone, Debug)]
@@ -1172,8 +1171,8 @@ fn forward_layer(
             // at ResNet-18's first stage, batch 16), then the rest
             let (mut y, added) = match xs.get(1) {
                 Some(t) if t.shape() == x.shape() => {
-                    let data = x.data().par_iter().zip(t.data()).map(|(a, b)| a + b);
-                    (Tensor::from_vec(x.shape(), data.collect())?, 2)
+                    let data = eltwise::collect_map2(x.data(), t.data(), |a, b| a + b);
+                    (Tensor::from_vec(x.shape(), data)?, 2)
                 }
                 _ => (x.clone(), 1),
             };

@@ -251,11 +251,8 @@ impl Cols<'_> {
     /// values).
     fn rows_unpadded(&self, k0: usize, segs: &[Seg], len: usize, rows: &mut [f32]) {
         let g = self.g;
-        let (sh, sw) = (g.stride[0], g.stride[1]);
-        let starts: Vec<usize> = segs
-            .iter()
-            .map(|s| ((s.img * g.c + self.c0) * g.h + s.i * sh) * g.w + s.j * sw)
-            .collect();
+        let sw = g.stride[1];
+        let starts: Vec<usize> = segs.iter().map(|s| self.unpadded_start(s)).collect();
         for (row, (c, u, v)) in rows.chunks_exact_mut(len).zip(taps(g, k0)) {
             let tap = (c * g.h + u * g.dilation[0]) * g.w + v * g.dilation[1];
             for (s, &start) in segs.iter().zip(&starts) {
@@ -275,15 +272,21 @@ impl Cols<'_> {
 }
 
 impl Cols<'_> {
+    /// Where segment `s`'s first column reads the unpadded image at tap (0, 0, 0).
+    fn unpadded_start(&self, s: &Seg) -> usize {
+        let g = self.g;
+        ((s.img * g.c + self.c0) * g.h + s.i * g.stride[0]) * g.w + s.j * g.stride[1]
+    }
+
     /// [`Cols::rows_unpadded`] a value at a time: each column's pixel lies at a fixed
     /// offset from its row's tap, found once for all rows.
     fn rows_gathered(&self, k0: usize, segs: &[Seg], len: usize, rows: &mut [f32]) {
         let g = self.g;
-        let (sh, sw) = (g.stride[0], g.stride[1]);
+        let sw = g.stride[1];
         let offs: Vec<usize> = segs
             .iter()
             .flat_map(|s| {
-                let start = ((s.img * g.c + self.c0) * g.h + s.i * sh) * g.w + s.j * sw;
+                let start = self.unpadded_start(s);
                 (0..s.len).map(move |t| start + t * sw)
             })
             .collect();

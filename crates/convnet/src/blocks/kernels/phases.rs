@@ -48,18 +48,18 @@ pub fn input(g: &Geom, gs: &Geom, x: &[f32]) -> Vec<f32> {
         .enumerate()
         .for_each(|(plane, dst)| {
             let (n, cs) = (plane / gs.c, plane % gs.c);
-            let (c, p, q) = (cs / (s * s), (cs / s) % s, cs % s);
+            let (c, p, q) = phase_channel(cs, s);
             let src = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
             // the phase's columns b with s*b + q - pl inside the image
             let b0 = pl.saturating_sub(q).div_ceil(s);
             let b1 = (g.w + pl).saturating_sub(q).div_ceil(s).min(gs.w);
+            if b0 >= b1 {
+                return;
+            }
             for (a, row) in dst.chunks_exact_mut(gs.w).enumerate() {
                 let Some(iy) = (s * a + p).checked_sub(pt).filter(|&iy| iy < g.h) else {
                     continue;
                 };
-                if b0 >= b1 {
-                    continue;
-                }
                 let line = &src[iy * g.w..][..g.w];
                 let first = s * b0 + q - pl;
                 for (d, &v) in row[b0..b1].iter_mut().zip(line[first..].iter().step_by(s)) {
@@ -70,6 +70,12 @@ pub fn input(g: &Geom, gs: &Geom, x: &[f32]) -> Vec<f32> {
     xs
 }
 
+/// The channel `c`, row phase `p` and column phase `q` of phase channel `cs`
+/// (`cs = (c*s + p)*s + q`), at stride `s`.
+fn phase_channel(cs: usize, s: usize) -> (usize, usize, usize) {
+    (cs / (s * s), (cs / s) % s, cs % s)
+}
+
 /// `w'` for the phase geometry `gs` of `g` (see [`split`]).
 pub fn filters(g: &Geom, gs: &Geom, w: &[f32]) -> Vec<f32> {
     let s = g.stride[0];
@@ -77,7 +83,7 @@ pub fn filters(g: &Geom, gs: &Geom, w: &[f32]) -> Vec<f32> {
     let mut ws = vec![0.0f32; g.c_out * csg * 9];
     for (o, dst) in ws.chunks_exact_mut(csg * 9).enumerate() {
         for (cs, tap) in dst.chunks_exact_mut(9).enumerate() {
-            let (c, p, q) = (cs / (s * s), (cs / s) % s, cs % s);
+            let (c, p, q) = phase_channel(cs, s);
             for (ab, d) in tap.iter_mut().enumerate() {
                 let (u, v) = (s * (ab / 3) + p, s * (ab % 3) + q);
                 if u < g.kh && v < g.kw {

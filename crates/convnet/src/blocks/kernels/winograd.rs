@@ -52,7 +52,7 @@ pub fn applies(g: &Geom) -> bool {
 /// (4.5 tiles' worth of products per filter), and channels enough to keep the
 /// products busy.
 pub fn worth_it(g: &Geom) -> bool {
-    applies(g) && tiles(g) >= 64 && g.cg() >= 8 && g.og() >= 8
+    worth_it_from(g, 64)
 }
 
 /// [`worth_it`] for a forward whose transformed filters are kept from call to call
@@ -62,7 +62,13 @@ pub fn worth_it(g: &Geom) -> bool {
 /// dozen times. ResNet-18 at batch 1: its 28x28 layers (49 tiles) are 1.5-2 ms
 /// faster in all by Winograd, its 14x14 ones (16 tiles) 1.2 ms slower each.
 pub fn worth_it_kept(g: &Geom) -> bool {
-    applies(g) && tiles(g) >= 32 && g.cg() >= 8 && g.og() >= 8
+    worth_it_from(g, 32)
+}
+
+/// Winograd applies, with at least `least` tiles, and channels enough to keep the
+/// products busy.
+fn worth_it_from(g: &Geom, least: usize) -> bool {
+    applies(g) && tiles(g) >= least && g.cg() >= 8 && g.og() >= 8
 }
 
 /// [`worth_it`] for the filter gradient, whose Winograd form sums 36 products of
@@ -74,7 +80,7 @@ pub fn worth_it_kept(g: &Geom) -> bool {
 /// 16 (256 tiles) 114-115 against 128-141; 256 of 14x14 at batch 16 (256 tiles)
 /// 26 against 33.
 pub fn worth_it_for_filters(g: &Geom) -> bool {
-    worth_it(g) && tiles(g) >= 256
+    worth_it_from(g, 256)
 }
 
 /// The 4x4 output tiles of a convolution's batch.
