@@ -12,6 +12,10 @@ use convnet::blocks::Pad;
 use convnet::gradcheck::{check, random, Tolerance};
 use convnet::Tensor;
 
+#[path = "support/conv_reference.rs"]
+mod conv_reference;
+use conv_reference::conv_reference;
+
 /// A geometry: batch, channels in, height, width, channels out, pad, groups.
 fn geom(n: usize, c: usize, h: usize, w: usize, o: usize, pad: Pad, groups: usize) -> Geom {
     let ho = h + pad.top + pad.bottom - 2;
@@ -412,27 +416,7 @@ fn a_strided_layer_takes_winograd_over_its_phases() {
     let mut direct = vec![0.0; y.data().len()];
     conv_gemm::forward_direct(&g, x.data(), w.data(), None, &mut direct);
     assert_ne!(y.data(), &direct[..], "the phase path was not taken");
-    let (xd, wd) = (x.data(), w.data());
-    let want: Vec<f64> = (0..y.data().len())
-        .map(|s| {
-            let (oc, p) = (s / 3025, s % 3025);
-            let (i, j) = (p / 55, p % 55);
-            let mut sum = 0.0;
-            for ch in 0..c {
-                for u in 0..11 {
-                    for v in 0..11 {
-                        let (iy, ix) = ((4 * i + u) as isize - 2, (4 * j + v) as isize - 2);
-                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= h as isize {
-                            continue;
-                        }
-                        sum += xd[(ch * h + iy as usize) * h + ix as usize] as f64
-                            * wd[((oc * c + ch) * 11 + u) * 11 + v] as f64;
-                    }
-                }
-            }
-            sum
-        })
-        .collect();
+    let want = conv_reference(&x, &w, None, &o);
     // the bounds of the ImageNet layer above
     let (max, rms) = (rel_err(y.data(), &want), rms_err(y.data(), &want));
     println!("11x11/4 by phases, error / rms of the outputs: max {max:.2e} rms {rms:.2e}");
