@@ -202,6 +202,53 @@ fn conv_gradients_with_few_positions() {
     }
 }
 
+/// A deep 1x1 convolution over several images whose planes (35 positions) the
+/// kernels' column panels straddle, with a depth of several packed blocks: each
+/// straddling tile is added to C part by part. The forward (bias and ReLU fused) and
+/// the input gradient against f64, with the bits of every thread count.
+#[test]
+fn deep_pointwise_products_over_straddling_tiles() {
+    let (n, p, deep, narrow) = (3, 35, 700, 20);
+    let x = random(&[n, deep, 5, 7], 1);
+    let w = random(&[narrow, deep, 1, 1], 2);
+    let b = random(&[narrow], 3);
+    let o = ConvOpts::default();
+    let reference = conv_reference(&x, &w, Some(&b), &o);
+    let relu: Vec<f64> = reference.iter().map(|v| v.max(0.0)).collect();
+    // the input gradient of a layer 700 outputs deep: dx = W^T dy
+    let wt = random(&[deep, narrow, 1, 1], 4);
+    let xt = random(&[n, narrow, 5, 7], 5);
+    let dy = random(&[n, deep, 5, 7], 6);
+    let mut dx = vec![0.0f64; n * narrow * p];
+    for (img, dxi) in dx.chunks_exact_mut(narrow * p).enumerate() {
+        for (c, plane) in dxi.chunks_exact_mut(p).enumerate() {
+            for o in 0..deep {
+                let wv = wt.data()[o * narrow + c] as f64;
+                let dyo = &dy.data()[(img * deep + o) * p..][..p];
+                for (d, &g) in plane.iter_mut().zip(dyo) {
+                    *d += wv * g as f64;
+                }
+            }
+        }
+    }
+    let bits = |t: &Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let mut first = None;
+    for case in 0..3 {
+        let (y, dxt) = in_pool(case, || {
+            let y = conv::forward_relu(&x, &w, Some(&b), &o, true).unwrap();
+            let g = conv::backward(&xt, &wt, None, &o, &dy, true).unwrap();
+            (y, g.dx.expect("asked for"))
+        });
+        assert_close(y.data(), &relu, "forward");
+        assert_close(dxt.data(), &dx, "input gradient");
+        let got = (bits(&y), bits(&dxt));
+        match &first {
+            None => first = Some(got),
+            Some(f) => assert!(*f == got, "{} threads: other bits", 1 + case % 3),
+        }
+    }
+}
+
 /// 1x1 convolutions at stride 1 without padding read the images as their own column
 /// matrix, image plane by image plane.
 #[test]

@@ -455,11 +455,51 @@ impl<'a> Planes<'a> {
 impl PackB for Planes<'_> {
     /// Rows output channels, columns positions: the input gradient's right operand.
     fn pack_b(&self, k0: usize, kc: usize, j0: usize, cols: usize, nr: usize, dst: &mut [f32]) {
-        for (kk, d) in dst[..kc * nr].chunks_exact_mut(nr).enumerate() {
-            for (at, r) in self.runs(k0 + kk, j0, cols) {
-                copy_run(&mut d[at..at + r.len()], self.slice(r));
+        self.pack_b_panels(k0, kc, j0, cols, nr, dst)
+    }
+    fn pack_b_panels(
+        &self,
+        k0: usize,
+        kc: usize,
+        j0: usize,
+        cols: usize,
+        nr: usize,
+        dst: &mut [f32],
+    ) {
+        let panels = cols.div_ceil(nr);
+        let dst = &mut dst[..panels * kc * nr];
+        if kc == 0 {
+            return;
+        }
+        // The pieces of the first row, cut where images and panels change (finding
+        // them costs divisions), as (where in `dst`, where in the tensor, length):
+        // every other row's are a plane further on in the tensor and a group further
+        // on in its panel. Rows are copied whole in turn, which reads the memory
+        // in order.
+        let mut pieces = Vec::with_capacity(panels + 2);
+        for (at, r) in self.runs(k0, j0, cols) {
+            assert!(
+                r.end + (kc - 1) * self.p <= self.len,
+                "rows outside the tensor"
+            );
+            let (mut at, mut s) = (at, r.start);
+            while s < r.end {
+                let len = (nr - at % nr).min(r.end - s);
+                pieces.push(((at / nr) * kc * nr + at % nr, s, len));
+                (at, s) = (at + len, s + len);
             }
-            d[cols..].fill(0.0);
+        }
+        for kk in 0..kc {
+            for &(d, s, len) in &pieces {
+                let (d, s) = (d + kk * nr, s + kk * self.p);
+                copy_run(&mut dst[d..d + len], self.slice(s..s + len));
+            }
+        }
+        let used = cols - (panels - 1) * nr;
+        if used < nr {
+            for d in dst[(panels - 1) * kc * nr..].chunks_exact_mut(nr) {
+                d[used..].fill(0.0);
+            }
         }
     }
 }

@@ -43,6 +43,23 @@ pub trait PackB: Sync {
     /// Packs columns `j0..j0 + cols` (cols <= nr; the panel's other columns are zero)
     /// at depths `k0..k0 + kc` into `dst`, `kc` groups of `nr` values.
     fn pack_b(&self, k0: usize, kc: usize, j0: usize, cols: usize, nr: usize, dst: &mut [f32]);
+    /// Packs columns `j0..j0 + cols` as `cols.div_ceil(nr)` panels one after the
+    /// other in `dst`, as [`PackB::pack_b`] packs each.
+    fn pack_b_panels(
+        &self,
+        k0: usize,
+        kc: usize,
+        j0: usize,
+        cols: usize,
+        nr: usize,
+        dst: &mut [f32],
+    ) {
+        for p in 0..cols.div_ceil(nr) {
+            let j = j0 + p * nr;
+            let d = &mut dst[p * kc * nr..(p + 1) * kc * nr];
+            self.pack_b(k0, kc, j, nr.min(j0 + cols - j), nr, d);
+        }
+    }
     /// The same panel, when it is held packed already `nr` columns wide.
     fn packed_b(&self, _k0: usize, _kc: usize, _j0: usize, _nr: usize) -> Option<&[f32]> {
         None
@@ -546,6 +563,43 @@ fn split(len: usize, parts: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
+/// The most rows of any kernel's tile.
+const MR_MAX: usize = 16;
+
+/// Calls `f(r, j, len, at)` for each row `r < rows` of the tile at (i0, j0) and each
+/// run `j..j + len` of its first `cols` columns that lies contiguous in C, `at` the
+/// run's address. Finding an element can cost divisions: each run is found once.
+///
+/// # Safety
+/// The tile's rows and columns are inside C, and no other thread touches them.
+unsafe fn each_run(
+    c: &impl Sink,
+    i0: usize,
+    rows: usize,
+    j0: usize,
+    cols: usize,
+    mut f: impl FnMut(usize, usize, usize, *mut f32),
+) {
+    let mut j = 0;
+    while j < cols {
+        let len = c.run_len(j0 + j, cols - j);
+        match c.row_stride(j0 + j, len) {
+            Some(ld) => {
+                let at = c.at(i0, j0 + j);
+                for r in 0..rows {
+                    f(r, j, len, at.wrapping_add(r * ld));
+                }
+            }
+            None => {
+                for r in 0..rows {
+                    f(r, j, len, c.at(i0 + r, j0 + j));
+                }
+            }
+        }
+        j += len;
+    }
+}
+
 /// The product restricted to row panels `rows` and columns `cols`, on this thread.
 #[allow(clippy::too_many_arguments)]
 fn block(
@@ -585,19 +639,19 @@ fn block(
                 } else {
                     Vec::new()
                 };
-                let mut bpanels: Vec<&[f32]> = Vec::with_capacity(panels);
-                let mut rest: &mut [f32] = &mut bbuf[..];
-                for p in 0..panels {
-                    let j0 = jc + p * nr;
-                    if let Some(pb) = b.packed_b(pc, kb, j0, nr) {
-                        bpanels.push(pb);
-                    } else {
-                        let (dst, tail) = std::mem::take(&mut rest).split_at_mut(kb * nr);
-                        b.pack_b(pc, kb, j0, nr.min(jc + nb - j0), nr, dst);
-                        bpanels.push(dst);
-                        rest = tail;
-                    }
-                }
+                // B is held packed whole or not at all
+                let bpanels: Vec<&[f32]> = if b.packed_b(pc, kb, jc, nr).is_some() {
+                    (0..panels)
+                        .map(|p| b.packed_b(pc, kb, jc + p * nr, nr).expect("held whole"))
+                        .collect()
+                } else {
+                    let dst = &mut bbuf[..panels * kb * nr];
+                    b.pack_b_panels(pc, kb, jc, nb, nr, dst);
+                    let dst = &*dst;
+                    (0..panels)
+                        .map(|p| &dst[p * kb * nr..(p + 1) * kb * nr])
+                        .collect()
+                };
                 for ip in rows.clone() {
                     let i0 = ip * mr;
                     let ri = mr.min(m - i0);
@@ -630,7 +684,9 @@ fn block(
                             None
                         };
                         // SAFETY: the panels hold kb*mr and kb*nr values; the tile
-                        // is inside C (full tiles only go direct) or is `tile`.
+                        // is inside C (full tiles only go direct) or is `tile`, whose
+                        // rows and columns in C (ri x cj) are this thread's; `tb`
+                        // holds a bias for every row a kernel reads.
                         unsafe {
                             match direct {
                                 Some(ldc) => (mk.run)(
@@ -650,6 +706,20 @@ fn block(
                                     },
                                 ),
                                 None => {
+                                    // a tile at C's edge, or one straddling two
+                                    // images' planes: computed in `tile`, with the
+                                    // part of C it covers copied in (when added
+                                    // to) and out a run at a time
+                                    if load {
+                                        each_run(c, i0, ri, j0, cj, |r, j, len, at| {
+                                            let run = std::slice::from_raw_parts(at, len);
+                                            tile[r * nr + j..r * nr + j + len].copy_from_slice(run)
+                                        });
+                                    }
+                                    let mut tb = [0.0f32; MR_MAX];
+                                    if let Some(b) = bias {
+                                        tb[..ri].copy_from_slice(&b[i0..i0 + ri]);
+                                    }
                                     (mk.edge)(ri, cj)(
                                         kb,
                                         pa.as_ptr(),
@@ -660,29 +730,20 @@ fn block(
                                             ..Out::new(
                                                 tile.as_mut_ptr(),
                                                 nr,
-                                                false,
-                                                std::ptr::null(),
-                                                false,
+                                                load,
+                                                if bias.is_some() {
+                                                    tb.as_ptr()
+                                                } else {
+                                                    std::ptr::null()
+                                                },
+                                                relu,
                                             )
                                         },
                                     );
-                                    // each run of C the tile covers (a tile can
-                                    // straddle two images' planes) is addressed
-                                    // once per row: finding an element can cost
-                                    // divisions
-                                    let mut j = 0;
-                                    while j < cj {
-                                        let len = c.run_len(j0 + j, cj - j);
-                                        for r in 0..ri {
-                                            let base = bias.map_or(0.0, |b| b[i0 + r]);
-                                            let row = c.at(i0 + r, j0 + j);
-                                            let src = &tile[r * nr + j..r * nr + j + len];
-                                            for (jj, &t) in src.iter().enumerate() {
-                                                finish(row.wrapping_add(jj), t, load, base, relu);
-                                            }
-                                        }
-                                        j += len;
-                                    }
+                                    each_run(c, i0, ri, j0, cj, |r, j, len, at| {
+                                        let run = std::slice::from_raw_parts_mut(at, len);
+                                        run.copy_from_slice(&tile[r * nr + j..r * nr + j + len])
+                                    });
                                 }
                             }
                         }
