@@ -195,8 +195,10 @@ fn winograd_matches_the_reference_at_every_level() {
 }
 
 /// One image with many tiles (a 50x50 output: 169 tiles of 4x4): the blocks are
-/// sized by the thread count, with a last block shorter than the others, yet the
-/// outputs are the same bits for every thread count and match the reference.
+/// sized by the thread count, with a last block shorter than the others and
+/// panels partly filled (blocks of 96 and 73 tiles with 2 threads, the second's
+/// last panel 32 tiles wide; of 64 with 3, panels of 48 and 16), yet the outputs
+/// are the same bits for every thread count and match the reference.
 #[test]
 fn winograd_blocks_cut_by_thread_count_give_the_same_bits() {
     let g = geom(1, 8, 50, 50, 12, Pad::all(1), 1);

@@ -175,15 +175,19 @@ fn block_tiles(wg: &Wg, nr: usize) -> usize {
 
 /// [`block_tiles`] for a forward or input gradient, where the blocks only share
 /// out the tiles (each output's sum runs over the channels, whatever the block):
-/// smaller blocks where that gives every thread one, so that a small batch is
-/// not one full block and one nearly empty (ResNet-18's 56x56 layers at batch 1:
-/// 196 tiles were blocks of 192 and 4, both computed whole).
+/// blocks cut in groups of `L` tiles (the last panel of a block is then partly
+/// filled, and the products' edge kernels compute only its tiles), smaller where
+/// that gives every thread one. ResNet-18's 7x7 layers at batch 16 have 64 tiles:
+/// two blocks of 48 computed 96 tiles' products, two of 32 compute 64; its 56x56
+/// layers at batch 1 have 196: blocks of 144 and 52 computed 240, now 112 and 84
+/// compute 208.
 fn balanced_block_tiles(wg: &Wg, nr: usize, threads: usize) -> usize {
-    let unit = nr.max(L);
-    let most = block_tiles(wg, nr) / unit;
-    let units = wg.tiles().div_ceil(unit);
-    let blocks = units.div_ceil(most).max(threads.min(units));
-    units.div_ceil(blocks.max(1)) * unit
+    let groups = wg.tiles().div_ceil(L);
+    let blocks = wg
+        .tiles()
+        .div_ceil(block_tiles(wg, nr))
+        .max(threads.min(groups));
+    groups.div_ceil(blocks.max(1)) * L
 }
 
 // ---- the transforms, on L tiles at once (each array element is a vector of L) ----
@@ -349,23 +353,23 @@ pub(crate) struct Filters {
 }
 
 impl Filters {
-    /// `kernel(row, d)` gives the 3x3 kernel (row-major) of output row `row` and
-    /// depth `d`.
-    fn new(
-        isa: Isa,
-        rows: usize,
-        depth: usize,
-        kernel: impl Fn(usize, usize) -> [f32; 9] + Sync,
-    ) -> Self {
+    /// The transforms of `kernels`' `rows x depth` kernels. Every value is written
+    /// by the transform (the rows past the last panel's end as zeros), so the 38 MB
+    /// of ResNet-18's last layers are not zeroed first.
+    fn new(isa: Isa, rows: usize, depth: usize, kernels: Kernels) -> Self {
         let mr = Micro::for_isa(isa).mr;
         let per_panel = XI * depth * mr;
-        let mut data = vec![0.0f32; rows.div_ceil(mr) * per_panel];
-        data.par_chunks_mut(per_panel.max(1))
+        let len = rows.div_ceil(mr) * per_panel;
+        let mut data = Vec::with_capacity(len);
+        data.spare_capacity_mut()[..len]
+            .par_chunks_mut(per_panel.max(1))
             .enumerate()
             .for_each(|(p, dst)| {
                 let rows = p * mr..(p * mr + mr).min(rows);
-                filter_panel_dispatch(isa, rows, depth, mr, &kernel, dst)
+                filter_panel_dispatch(isa, rows, depth, mr, &kernels, dst)
             });
+        // SAFETY: `filter_panel` wrote each of the `len` values of every panel.
+        unsafe { data.set_len(len) };
         Filters { data, depth, mr }
     }
     fn at(&self, xi: usize) -> FiltersAt<'_> {
@@ -373,28 +377,51 @@ impl Filters {
     }
 }
 
-/// Gives the 3x3 kernel (row-major) of an output row and a depth.
-type Kernel<'a> = dyn Fn(usize, usize) -> [f32; 9] + Sync + 'a;
+/// Where the 3x3 kernels to transform lie: that of row `r` and depth `d` is the 9
+/// values at `w[(base + r * rs + d * ds) * 9..]`, turned by 180 degrees when `flip`
+/// (the input gradient convolves with the filters turned).
+#[derive(Clone, Copy)]
+struct Kernels<'a> {
+    w: &'a [f32],
+    base: usize,
+    rs: usize,
+    ds: usize,
+    flip: bool,
+}
+
+impl Kernels<'_> {
+    #[inline(always)]
+    fn get(&self, r: usize, d: usize) -> [f32; 9] {
+        let at = (self.base + r * self.rs + d * self.ds) * 9;
+        let k: &[f32; 9] = self.w[at..at + 9].try_into().expect("3x3");
+        if self.flip {
+            std::array::from_fn(|i| k[8 - i])
+        } else {
+            *k
+        }
+    }
+}
 
 /// `G g G^T` of the kernels of rows `rows` (one panel) into the panel `dst`, 16
-/// depths at a time.
+/// depths of all its rows at a time: each position's 16 depths then fill a
+/// contiguous run of the panel (16 x MR values), written whole.
 #[inline(always)]
 fn filter_panel(
     rows: std::ops::Range<usize>,
     depth: usize,
     mr: usize,
-    kernel: &Kernel,
-    dst: &mut [f32],
+    kernels: &Kernels,
+    dst: &mut [std::mem::MaybeUninit<f32>],
 ) {
-    let mut k = vec![[0.0; L]; 9];
-    let mut tmp = vec![[0.0; L]; 18];
-    let mut u = vec![[0.0; L]; XI];
-    for r in rows {
-        for d0 in (0..depth).step_by(L) {
-            let lanes = L.min(depth - d0);
+    let mut k = [[0.0; L]; 9];
+    let mut tmp = [[0.0; L]; 18];
+    let mut u = vec![[[0.0f32; L]; XI]; mr];
+    for d0 in (0..depth).step_by(L) {
+        let lanes = L.min(depth - d0);
+        for (r, ur) in rows.clone().zip(u.iter_mut()) {
             for l in 0..L {
                 let g = if l < lanes {
-                    kernel(r, d0 + l)
+                    kernels.get(r, d0 + l)
                 } else {
                     [0.0; 9]
                 };
@@ -402,10 +429,14 @@ fn filter_panel(
                     row[l] = v;
                 }
             }
-            two_axes::<3, 6>(&k, &mut tmp, &mut u, gk_lanes);
-            for (xi, v) in u.iter().enumerate() {
-                for (l, &x) in v.iter().enumerate().take(lanes) {
-                    dst[(xi * depth + d0 + l) * mr + r % mr] = x;
+            two_axes::<3, 6>(&k, &mut tmp, ur, gk_lanes);
+        }
+        // (the rows past `rows` stay zero)
+        for xi in 0..XI {
+            let run = &mut dst[(xi * depth + d0) * mr..(xi * depth + d0 + lanes) * mr];
+            for (l, out) in run.chunks_exact_mut(mr).enumerate() {
+                for (o, ur) in out.iter_mut().zip(&u) {
+                    o.write(ur[xi][l]);
                 }
             }
         }
@@ -634,7 +665,8 @@ fn scatter(wg: &Wg, y: &mut [f32], o: usize, t0: usize, out: &[Lanes], bias: f32
 /// `v`, laid out per xi, panel of `nr` tiles, channel, tile.
 #[inline(always)]
 fn input_transform(wg: &Wg, x: &[f32], t0: usize, tb: usize, nr: usize, v: &mut [f32]) {
-    let panels = tb / nr;
+    // (a last panel partly filled is read only as far as its tiles go)
+    let panels = tb.div_ceil(nr);
     let mut d = vec![[0.0; L]; XI];
     let mut tmp = vec![[0.0; L]; XI];
     let mut out = vec![[0.0; L]; XI];
@@ -733,17 +765,16 @@ fn convolve(
     y: &mut [f32],
 ) {
     let nr = Micro::for_isa(isa).nr;
-    let unit = nr.max(L);
     let full = balanced_block_tiles(wg, nr, rayon::current_num_threads());
     let blocks = wg.tiles().div_ceil(full);
     let shared = SharedOut(y.as_mut_ptr(), y.len());
     (0..blocks).into_par_iter().for_each(|blk| {
         let t0 = blk * full;
-        // the last block computes only the panels it has tiles for
-        let tb = full.min((wg.tiles() - t0).div_ceil(unit) * unit);
-        with_scratch(XI * wg.cin * tb, XI * wg.cout * tb, |v, m| {
+        // the last block computes only the groups it has tiles for
+        let tb = full.min((wg.tiles() - t0).div_ceil(L) * L);
+        let panels = tb.div_ceil(nr);
+        with_scratch(XI * wg.cin * panels * nr, XI * wg.cout * tb, |v, m| {
             input_transform_dispatch(isa, wg, x, t0, tb, nr, v);
-            let panels = tb / nr;
             for xi in 0..XI {
                 let b = VPanels {
                     v,
@@ -791,10 +822,14 @@ pub(crate) fn forward_filters(isa: Isa, g: &Geom, w: &[f32]) -> Vec<Filters> {
     let (og, cg) = (g.og(), g.cg());
     (0..g.groups)
         .map(|grp| {
-            Filters::new(isa, og, cg, |o, c| {
-                let at = ((grp * og + o) * cg + c) * 9;
-                w[at..at + 9].try_into().expect("3x3")
-            })
+            let kernels = Kernels {
+                w,
+                base: grp * og * cg,
+                rs: cg,
+                ds: 1,
+                flip: false,
+            };
+            Filters::new(isa, og, cg, kernels)
         })
         .collect()
 }
@@ -824,11 +859,15 @@ pub fn backward_data(isa: Isa, g: &Geom, dy: &[f32], w: &[f32], dx: &mut [f32]) 
     let (og, cg) = (g.og(), g.cg());
     for grp in 0..g.groups {
         let wg = Wg::backward_data(g, grp);
-        let u = Filters::new(isa, cg, og, |c, o| {
-            let at = ((grp * og + o) * cg + c) * 9;
-            let k = &w[at..at + 9];
-            std::array::from_fn(|i| k[8 - i])
-        });
+        // row c, depth o: filter (o, c) turned
+        let kernels = Kernels {
+            w,
+            base: grp * og * cg,
+            rs: 1,
+            ds: cg,
+            flip: true,
+        };
+        let u = Filters::new(isa, cg, og, kernels);
         convolve(isa, &wg, &u, dy, None, false, dx);
     }
 }
@@ -971,7 +1010,7 @@ macro_rules! per_isa {
 per_isa!(input_transform_dispatch, input_transform, (wg: &Wg, x: &[f32], t0: usize, tb: usize, nr: usize, v: &mut [f32]));
 per_isa!(input_transform_rows_dispatch, input_transform_rows, (wg: &Wg, x: &[f32], t0: usize, tb: usize, v: &mut [f32]));
 per_isa!(output_transform_dispatch, output_transform, (wg: &Wg, m: &[f32], t0: usize, tb: usize, bias: Option<&[f32]>, relu_on: bool, y: &mut [f32]));
-per_isa!(filter_panel_dispatch, filter_panel, (rows: std::ops::Range<usize>, depth: usize, mr: usize, kernel: &Kernel, dst: &mut [f32]));
+per_isa!(filter_panel_dispatch, filter_panel, (rows: std::ops::Range<usize>, depth: usize, mr: usize, kernels: &Kernels, dst: &mut [std::mem::MaybeUninit<f32>]));
 per_isa!(filter_grad_dispatch, filter_grad, (du: &[f32], pairs: usize, i0: usize, accumulate: bool, dw: &mut [f32]));
 per_isa!(dy_transform_dispatch, dy_transform, (wg: &Wg, dy: &[f32], t0: usize, tb: usize, mt: &mut [f32]));
 
