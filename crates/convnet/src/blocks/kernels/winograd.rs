@@ -174,20 +174,22 @@ fn block_tiles(wg: &Wg, nr: usize) -> usize {
 }
 
 /// [`block_tiles`] for a forward or input gradient, where the blocks only share
-/// out the tiles (each output's sum runs over the channels, whatever the block):
-/// blocks cut in groups of `L` tiles (the last panel of a block is then partly
-/// filled, and the products' edge kernels compute only its tiles), smaller where
-/// that gives every thread one. ResNet-18's 7x7 layers at batch 16 have 64 tiles:
-/// two blocks of 48 computed 96 tiles' products, two of 32 compute 64; its 56x56
-/// layers at batch 1 have 196: blocks of 144 and 52 computed 240, now 112 and 84
-/// compute 208.
+/// out the tiles (each output's sum runs over the channels, whatever the block).
+/// Where there are more full blocks than threads, blocks of whole panels, evened
+/// out; else one block per thread, cut in groups of `L` tiles (a block's last
+/// panel then is partly filled, and the products' edge kernels compute only its
+/// tiles). ResNet-18's 7x7 layers at batch 16 have 64 tiles: blocks of 48 computed
+/// 96 tiles' products, two of 32 compute 64; its 56x56 layers at batch 1 have 196:
+/// blocks of 144 and 52 computed 240, 112 and 84 compute 208.
 fn balanced_block_tiles(wg: &Wg, nr: usize, threads: usize) -> usize {
+    let unit = nr.max(L);
+    let units = wg.tiles().div_ceil(unit);
+    let blocks = units.div_ceil(block_tiles(wg, nr) / unit);
+    if blocks > threads {
+        return units.div_ceil(blocks) * unit;
+    }
     let groups = wg.tiles().div_ceil(L);
-    let blocks = wg
-        .tiles()
-        .div_ceil(block_tiles(wg, nr))
-        .max(threads.min(groups));
-    groups.div_ceil(blocks.max(1)) * L
+    groups.div_ceil(threads.clamp(1, groups.max(1))) * L
 }
 
 // ---- the transforms, on L tiles at once (each array element is a vector of L) ----
