@@ -133,18 +133,9 @@ fn check_moments(m: &Moments, c: usize) -> Result<()> {
 }
 
 fn apply(x: &Tensor, l: Layout, gain: &Tensor, bias: &Tensor, m: &Moments) -> Result<Tensor> {
-    // (written whole by normalise: zeros cost one pass over memory, a clone two)
-    let mut y = Tensor::zeros(x.shape())?;
-    kernel::normalise(
-        x.data(),
-        l,
-        &m.mean,
-        &m.std,
-        gain.data(),
-        bias.data(),
-        y.data_mut(),
-    );
-    Ok(y)
+    let (g, b) = (gain.data(), bias.data());
+    let y = kernel::normalise(x.data(), l, &m.mean, &m.std, g, b);
+    Tensor::from_vec(x.shape(), y)
 }
 
 /// Derivatives of the training-mode forward, through the batch moments as well (the
@@ -160,6 +151,19 @@ pub fn backward(
     let l = layout(x, gain, bias)?;
     let (mean, std) = kernel::moments(x.data(), l, eps);
     grads(x, gain, bias, &Moments { mean, std }, true, dy)
+}
+
+/// [`backward`] with the batch moments `m` that [`forward_train`] returned for this
+/// `x`, so that they are not taken again (two passes over `x`).
+pub fn backward_batch(
+    x: &Tensor,
+    gain: &Tensor,
+    bias: &Tensor,
+    m: &Moments,
+    dy: &Tensor,
+) -> Result<BnGrads> {
+    check_moments(m, layout(x, gain, bias)?.c)?;
+    grads(x, gain, bias, m, true, dy)
 }
 
 /// Derivatives of the test-mode forward with moments `m`: an affine map per channel,
@@ -186,8 +190,7 @@ fn grads(
 ) -> Result<BnGrads> {
     let l = layout(x, gain, bias)?;
     dy.expect_shape(BLOCK, "dy", x.shape())?;
-    let mut dx = Tensor::zeros(x.shape())?;
-    let (dgain, dbias) = kernel::backward(
+    let (dx, dgain, dbias) = kernel::backward(
         x.data(),
         dy.data(),
         l,
@@ -195,10 +198,9 @@ fn grads(
         &m.std,
         gain.data(),
         batch_moments,
-        dx.data_mut(),
     );
     Ok(BnGrads {
-        dx,
+        dx: Tensor::from_vec(x.shape(), dx)?,
         dgain: Tensor::from_vec(gain.shape(), dgain)?,
         dbias: Tensor::from_vec(bias.shape(), dbias)?,
     })
@@ -390,6 +392,38 @@ mod tests {
             .map(|i| dy.data()[i] as f64)
             .sum();
         assert!((gr.dbias.data()[c] as f64 - db).abs() < 1e-3);
+    }
+
+    /// The backward given the forward's moments is the backward that takes them
+    /// again, bit for bit (the graph hands the moments over), and moments of the
+    /// wrong size are an error.
+    #[test]
+    fn backward_with_the_forward_moments_gives_the_same_bits() {
+        for shape in [[2, 3, 2, 3], [8, 6, 32, 24]] {
+            let x = random(&shape, 21);
+            let dy = random(&shape, 22);
+            let (g, b) = params(shape[1], 23);
+            let (_, m) = forward_train(&x, &g, &b, 1e-3).unwrap();
+            let want = backward(&x, &g, &b, 1e-3, &dy).unwrap();
+            let got = backward_batch(&x, &g, &b, &m, &dy).unwrap();
+            let bits = |t: &Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert!(
+                bits(&got.dx) == bits(&want.dx)
+                    && bits(&got.dgain) == bits(&want.dgain)
+                    && bits(&got.dbias) == bits(&want.dbias),
+                "{shape:?}"
+            );
+        }
+        let x = random(&[2, 3, 2, 2], 24);
+        let (g, b) = params(3, 25);
+        let short = Moments {
+            mean: vec![0.0; 2],
+            std: vec![1.0; 2],
+        };
+        let e = backward_batch(&x, &g, &b, &short, &x)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bnorm") && e.contains("3 channels"), "{e}");
     }
 
     #[test]

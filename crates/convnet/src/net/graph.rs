@@ -37,6 +37,9 @@ pub struct Layer {
     frozen: bool,
     /// A convolution's filters packed by its last test-mode forward.
     filters: FilterCache,
+    /// A batch normalisation's batch moments from its last training-mode forward,
+    /// which its backward differentiates through.
+    moments: Option<bnorm::Moments>,
 }
 
 impl Layer {
@@ -91,6 +94,7 @@ impl Network {
                 fused_relu: false,
                 frozen: false,
                 filters: FilterCache::default(),
+                moments: None,
             });
         }
         let n = plan.var_names.len();
@@ -1156,9 +1160,11 @@ fn forward_layer(
                 Mode::Train => {
                     let (y, m) = bnorm::forward_train(x, gain, bias, *eps)?;
                     update_running(layer, params, x, &m, *eps, *momentum)?;
+                    layer.moments = Some(m);
                     y
                 }
                 Mode::Test => {
+                    layer.moments = None;
                     bnorm::forward_test(x, gain, bias, &running_moments(layer, params, *eps)?)?
                 }
             }
@@ -1305,7 +1311,10 @@ fn backward_layer(
         LayerKind::BNorm { eps, .. } => {
             let (gain, bias) = (pv(layer, params, 0)?, pv(layer, params, 1)?);
             let g = match mode {
-                Mode::Train => bnorm::backward(x, gain, bias, *eps, dy)?,
+                Mode::Train => match &layer.moments {
+                    Some(m) => bnorm::backward_batch(x, gain, bias, m, dy)?,
+                    None => bnorm::backward(x, gain, bias, *eps, dy)?,
+                },
                 Mode::Test => {
                     let m = running_moments(layer, params, *eps)?;
                     bnorm::backward_test(x, gain, bias, &m, dy)?
