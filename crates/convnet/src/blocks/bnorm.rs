@@ -162,7 +162,6 @@ pub fn backward_batch(
     m: &Moments,
     dy: &Tensor,
 ) -> Result<BnGrads> {
-    check_moments(m, layout(x, gain, bias)?.c)?;
     grads(x, gain, bias, m, true, dy)
 }
 
@@ -176,7 +175,6 @@ pub fn backward_test(
     m: &Moments,
     dy: &Tensor,
 ) -> Result<BnGrads> {
-    check_moments(m, layout(x, gain, bias)?.c)?;
     grads(x, gain, bias, m, false, dy)
 }
 
@@ -189,6 +187,7 @@ fn grads(
     dy: &Tensor,
 ) -> Result<BnGrads> {
     let l = layout(x, gain, bias)?;
+    check_moments(m, l.c)?;
     dy.expect_shape(BLOCK, "dy", x.shape())?;
     let (dx, dgain, dbias) = kernel::backward(
         x.data(),
