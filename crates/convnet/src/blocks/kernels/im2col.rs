@@ -63,7 +63,7 @@ fn segments(j0: usize, len: usize, p: usize, wo: usize, out: &mut Vec<Seg>) {
 /// `copy_from_slice` of a length unknown at compile time (or a loop, which the
 /// compiler turns into one) calls memmove, whose call cost as much as the copy.
 #[inline(always)]
-fn copy_run(d: &mut [f32], s: &[f32]) {
+pub(super) fn copy_run(d: &mut [f32], s: &[f32]) {
     let n = d.len();
     let s = &s[..n];
     match n {

@@ -14,6 +14,7 @@
 //! whatever the split of the work, so results do not depend on the thread count.
 
 use super::cpu::{self, Isa};
+use super::im2col::copy_run;
 use super::microkernel::{relu, Micro, Out};
 use super::transpose;
 use rayon::prelude::*;
@@ -713,7 +714,7 @@ fn block(
                                     if load {
                                         each_run(c, i0, ri, j0, cj, |r, j, len, at| {
                                             let run = std::slice::from_raw_parts(at, len);
-                                            tile[r * nr + j..r * nr + j + len].copy_from_slice(run)
+                                            copy_run(&mut tile[r * nr + j..][..len], run)
                                         });
                                     }
                                     let mut tb = [0.0f32; MR_MAX];
@@ -742,7 +743,7 @@ fn block(
                                     );
                                     each_run(c, i0, ri, j0, cj, |r, j, len, at| {
                                         let run = std::slice::from_raw_parts_mut(at, len);
-                                        run.copy_from_slice(&tile[r * nr + j..r * nr + j + len])
+                                        copy_run(run, &tile[r * nr + j..][..len])
                                     });
                                 }
                             }
