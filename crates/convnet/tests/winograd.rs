@@ -241,6 +241,63 @@ fn winograd_blocks_cut_by_thread_count_give_the_same_bits() {
     }
 }
 
+/// Few tiles under many channels (a 7x7 output at batch 2: 8 tiles, 64 channels in
+/// and out, as ResNet-18's last layers) share the positions' products out among the
+/// threads instead of the tiles: the forward and the input gradient are the bits of
+/// one thread's blocks, and match f64.
+#[test]
+fn few_tiles_under_many_channels_share_out_the_positions() {
+    let g = geom(2, 64, 7, 7, 64, Pad::all(1), 1);
+    let x = random(&[2, 64, 7, 7], 41);
+    let w = random(&[64, 64, 3, 3], 42);
+    let b = random(&[64], 43);
+    let dy = random(&[2, 64, 7, 7], 44);
+    let (mut want_y, mut want_dx) = (Vec::new(), Vec::new());
+    for n in 0..g.n {
+        for o in 0..g.c_out {
+            for i in 0..g.ho {
+                for j in 0..g.wo {
+                    let v = y_at(&g, x.data(), w.data(), n, o, i, j) + b.data()[o] as f64;
+                    want_y.push(v.max(0.0));
+                    want_dx.push(dx_at(&g, dy.data(), w.data(), n, o, i, j));
+                }
+            }
+        }
+    }
+    for isa in Isa::available() {
+        let runs: Vec<(Vec<f32>, Vec<f32>)> = [1, 2, 3]
+            .iter()
+            .map(|&threads| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let mut y = vec![f32::NAN; want_y.len()];
+                    winograd::forward(isa, &g, x.data(), w.data(), Some(b.data()), true, &mut y);
+                    let mut dx = vec![f32::NAN; want_dx.len()];
+                    winograd::backward_data(isa, &g, dy.data(), w.data(), &mut dx);
+                    (y, dx)
+                })
+            })
+            .collect();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for (k, (y, dx)) in runs.iter().enumerate() {
+            let (ey, edx) = (rel_err(y, &want_y), rel_err(dx, &want_dx));
+            // (sums of 576 products: the bound of the ImageNet-layer test)
+            assert!(
+                ey < 5e-5 && edx < 5e-5,
+                "{isa:?} run {k}: errors {ey:e} {edx:e}"
+            );
+            assert!(
+                bits(y) == bits(&runs[0].0) && bits(dx) == bits(&runs[0].1),
+                "{isa:?}: {} threads changed the bits",
+                k + 1
+            );
+        }
+    }
+}
+
 /// The convolution block's derivatives against numerical ones.
 fn derivatives_check(x: Tensor, w: Tensor, b: Tensor, o: &ConvOpts) {
     let tol = Tolerance {

@@ -28,6 +28,7 @@ use super::microkernel::{relu, Micro};
 use super::sgemm::{self, Epilogue, PackA, PackB, Strided, StridedMut};
 use rayon::prelude::*;
 use std::cell::RefCell;
+use std::ops::Range;
 
 /// Output tile side, input tile side, transform-domain positions.
 const M: usize = 4;
@@ -667,12 +668,26 @@ fn scatter(wg: &Wg, y: &mut [f32], o: usize, t0: usize, out: &[Lanes], bias: f32
 /// `v`, laid out per xi, panel of `nr` tiles, channel, tile.
 #[inline(always)]
 fn input_transform(wg: &Wg, x: &[f32], t0: usize, tb: usize, nr: usize, v: &mut [f32]) {
+    input_transform_of(wg, x, 0..wg.cin, t0, tb, nr, v)
+}
+
+/// [`input_transform`] of the input channels `chans` only.
+#[inline(always)]
+fn input_transform_of(
+    wg: &Wg,
+    x: &[f32],
+    chans: Range<usize>,
+    t0: usize,
+    tb: usize,
+    nr: usize,
+    v: &mut [f32],
+) {
     // (a last panel partly filled is read only as far as its tiles go)
     let panels = tb.div_ceil(nr);
     let mut d = vec![[0.0; L]; XI];
     let mut tmp = vec![[0.0; L]; XI];
     let mut out = vec![[0.0; L]; XI];
-    for c in 0..wg.cin {
+    for c in chans {
         for s in (0..tb).step_by(L) {
             gather(wg, x, c, t0 + s, &mut d);
             two_axes::<6, 6>(&d, &mut tmp, &mut out, bt6);
@@ -689,12 +704,13 @@ fn input_transform(wg: &Wg, x: &[f32], t0: usize, tb: usize, nr: usize, v: &mut 
 const AHEAD: usize = 4;
 
 /// Transforms a block's products back (tiles `t0..t0 + tb`, `m` laid out per xi,
-/// output channel, tile) into `y`.
+/// output channel, tile) into `y`, for the output channels `outs`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn output_transform(
     wg: &Wg,
     m: &[f32],
+    outs: Range<usize>,
     t0: usize,
     tb: usize,
     bias: Option<&[f32]>,
@@ -704,7 +720,7 @@ fn output_transform(
     let mut d = vec![[0.0; L]; XI];
     let mut tmp = vec![[0.0; L]; XI];
     let mut out = vec![[0.0; L]; M * M];
-    for o in 0..wg.cout {
+    for o in outs {
         for s in (0..tb).step_by(L) {
             if t0 + s >= wg.tiles() {
                 break;
@@ -767,7 +783,11 @@ fn convolve(
     y: &mut [f32],
 ) {
     let nr = Micro::for_isa(isa).nr;
-    let full = balanced_block_tiles(wg, nr, rayon::current_num_threads());
+    let threads = rayon::current_num_threads();
+    if threads > 1 && by_positions(wg) {
+        return convolve_by_positions(isa, wg, u, x, bias, relu_on, y);
+    }
+    let full = balanced_block_tiles(wg, nr, threads);
     let blocks = wg.tiles().div_ceil(full);
     let shared = SharedOut(y.as_mut_ptr(), y.len());
     (0..blocks).into_par_iter().for_each(|blk| {
@@ -800,9 +820,71 @@ fn convolve(
             }
             // SAFETY: this block writes only the elements of its own tiles.
             let y = unsafe { shared.get() };
-            output_transform_dispatch(isa, wg, m, t0, tb, bias, relu_on, y);
+            output_transform_dispatch(isa, wg, m, 0..wg.cout, t0, tb, bias, relu_on, y);
         });
     });
+}
+
+/// Whether the transformed filters outweigh twice the block of all tiles'
+/// transformed inputs and products: then each thread reading all the filters for
+/// its own block of tiles costs more than sharing the positions out (ResNet-18's
+/// 512-channel layers at batch 16: 38 MB of filters, 64 tiles; VGG-16's at batch 8).
+fn by_positions(wg: &Wg) -> bool {
+    wg.cin * wg.cout >= 2 * (wg.cin + wg.cout) * wg.tiles()
+}
+
+/// [`convolve`] as one block of all tiles, with the input transform split among
+/// the threads by input channel, the products by position and the output
+/// transform by output channel: each position's filters are read by one thread.
+/// Every product is the one the block's product would be, so the bits are those
+/// of [`convolve`]'s blocks.
+fn convolve_by_positions(
+    isa: Isa,
+    wg: &Wg,
+    u: &Filters,
+    x: &[f32],
+    bias: Option<&[f32]>,
+    relu_on: bool,
+    y: &mut [f32],
+) {
+    let nr = Micro::for_isa(isa).nr;
+    let tb = wg.tiles().div_ceil(L) * L;
+    let panels = tb.div_ceil(nr);
+    let parts = |len: usize| -> Vec<Range<usize>> {
+        let t = rayon::current_num_threads().min(len).max(1);
+        (0..t).map(|p| p * len / t..(p + 1) * len / t).collect()
+    };
+    with_scratch(XI * wg.cin * panels * nr, XI * wg.cout * tb, |v, m| {
+        let vs = SharedOut(v.as_mut_ptr(), v.len());
+        parts(wg.cin).into_par_iter().for_each(|chans| {
+            // SAFETY: each part writes the values of its own input channels.
+            let v = unsafe { vs.get() };
+            input_transform_of_dispatch(isa, wg, x, chans, 0, tb, nr, v)
+        });
+        let v = &*v;
+        let ms = SharedOut(m.as_mut_ptr(), m.len());
+        (0..XI).into_par_iter().for_each(|xi| {
+            let b = VPanels {
+                v,
+                panels,
+                cin: wg.cin,
+                nr,
+                xi,
+            };
+            // SAFETY: each position's products go to its own part of `m`.
+            let m = unsafe { ms.get() };
+            let out = StridedMut::new(m, xi * wg.cout * tb, wg.cout, tb, tb, 1);
+            let ep = Epilogue::default();
+            sgemm::gemm_with(isa, 1, wg.cout, tb, wg.cin, &u.at(xi), &b, &out, ep);
+        });
+        let m = &*m;
+        let ys = SharedOut(y.as_mut_ptr(), y.len());
+        parts(wg.cout).into_par_iter().for_each(|outs| {
+            // SAFETY: each part writes the outputs of its own output channels.
+            let y = unsafe { ys.get() };
+            output_transform_dispatch(isa, wg, m, outs, 0, tb, bias, relu_on, y)
+        });
+    })
 }
 
 /// `y = conv(x, w) + b` (then ReLU when `relu_on`) by Winograd; `g` must satisfy
@@ -1011,7 +1093,8 @@ macro_rules! per_isa {
 
 per_isa!(input_transform_dispatch, input_transform, (wg: &Wg, x: &[f32], t0: usize, tb: usize, nr: usize, v: &mut [f32]));
 per_isa!(input_transform_rows_dispatch, input_transform_rows, (wg: &Wg, x: &[f32], t0: usize, tb: usize, v: &mut [f32]));
-per_isa!(output_transform_dispatch, output_transform, (wg: &Wg, m: &[f32], t0: usize, tb: usize, bias: Option<&[f32]>, relu_on: bool, y: &mut [f32]));
+per_isa!(output_transform_dispatch, output_transform, (wg: &Wg, m: &[f32], outs: Range<usize>, t0: usize, tb: usize, bias: Option<&[f32]>, relu_on: bool, y: &mut [f32]));
+per_isa!(input_transform_of_dispatch, input_transform_of, (wg: &Wg, x: &[f32], chans: Range<usize>, t0: usize, tb: usize, nr: usize, v: &mut [f32]));
 per_isa!(filter_panel_dispatch, filter_panel, (rows: std::ops::Range<usize>, depth: usize, mr: usize, kernels: &Kernels, dst: &mut [std::mem::MaybeUninit<f32>]));
 per_isa!(filter_grad_dispatch, filter_grad, (du: &[f32], pairs: usize, i0: usize, accumulate: bool, dw: &mut [f32]));
 per_isa!(dy_transform_dispatch, dy_transform, (wg: &Wg, dy: &[f32], t0: usize, tb: usize, mt: &mut [f32]));
@@ -1019,6 +1102,22 @@ per_isa!(dy_transform_dispatch, dy_transform, (wg: &Wg, dy: &[f32], t0: usize, t
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The positions are shared out where the filters outweigh the tiles: ResNet-18's
+    /// 512-channel layers at batch 16 (and the integration test's 64 channels over 8
+    /// tiles), not its 64-channel ones at batch 1 or the 169-tile test.
+    #[test]
+    fn positions_are_shared_out_for_few_tiles_under_many_channels() {
+        let geom = |n, c, hw| {
+            let p = crate::blocks::Pad::all(1);
+            Geom::new([n, c, hw, hw], [c, c, 3, 3], 1, p, [1, 1], [1, 1], [hw, hw])
+        };
+        assert!(by_positions(&Wg::forward(&geom(16, 512, 7), 0)));
+        assert!(by_positions(&Wg::forward(&geom(2, 64, 7), 0)));
+        assert!(by_positions(&Wg::backward_data(&geom(16, 512, 7), 0)));
+        assert!(!by_positions(&Wg::forward(&geom(1, 64, 56), 0)));
+        assert!(!by_positions(&Wg::forward(&geom(1, 8, 50), 0)));
+    }
 
     /// The one-axis transforms reproduce a 3-tap correlation: A^T[(G g).(B^T d)].
     #[test]
