@@ -115,6 +115,15 @@ fn rms_err(got: &[f32], want: &[f64]) -> f64 {
     e / rms(want.iter().copied()).max(1e-30)
 }
 
+/// Runs `f` in a pool of `threads` threads.
+fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
 #[test]
 fn winograd_matches_the_reference_at_every_level() {
     let cases = [
@@ -162,12 +171,8 @@ fn winograd_matches_the_reference_at_every_level() {
         }
         for isa in Isa::available() {
             for threads in [1, 2] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
                 let what = format!("{isa:?} {threads} threads {g:?}");
-                let (y, dx, dw, dw2) = pool.install(|| {
+                let (y, dx, dw, dw2) = in_pool(threads, || {
                     let mut y = vec![f32::NAN; want_y.len()];
                     winograd::forward(isa, g, x.data(), w.data(), Some(b.data()), true, &mut y);
                     let mut dx = vec![f32::NAN; want_dx.len()];
@@ -217,12 +222,8 @@ fn winograd_blocks_cut_by_thread_count_give_the_same_bits() {
         let outputs: Vec<Vec<f32>> = [1, 2, 3, 5]
             .iter()
             .map(|&threads| {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
                 let mut y = vec![f32::NAN; want.len()];
-                pool.install(|| {
+                in_pool(threads, || {
                     winograd::forward(isa, &g, x.data(), w.data(), Some(b.data()), false, &mut y)
                 });
                 y
@@ -268,11 +269,7 @@ fn few_tiles_under_many_channels_share_out_the_positions() {
         let runs: Vec<(Vec<f32>, Vec<f32>)> = [1, 2, 3]
             .iter()
             .map(|&threads| {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
-                pool.install(|| {
+                in_pool(threads, || {
                     let mut y = vec![f32::NAN; want_y.len()];
                     winograd::forward(isa, &g, x.data(), w.data(), Some(b.data()), true, &mut y);
                     let mut dx = vec![f32::NAN; want_dx.len()];
