@@ -798,31 +798,38 @@ fn convolve(
         with_scratch(XI * wg.cin * panels * nr, XI * wg.cout * tb, |v, m| {
             input_transform_dispatch(isa, wg, x, t0, tb, nr, v);
             for xi in 0..XI {
-                let b = VPanels {
-                    v,
-                    panels,
-                    cin: wg.cin,
-                    nr,
-                    xi,
-                };
-                let out = StridedMut::new(m, xi * wg.cout * tb, wg.cout, tb, tb, 1);
-                sgemm::gemm_with(
-                    isa,
-                    1,
-                    wg.cout,
-                    tb,
-                    wg.cin,
-                    &u.at(xi),
-                    &b,
-                    &out,
-                    Epilogue::default(),
-                );
+                position_products(isa, wg, u, v, xi, tb, m);
             }
             // SAFETY: this block writes only the elements of its own tiles.
             let y = unsafe { shared.get() };
             output_transform_dispatch(isa, wg, m, 0..wg.cout, t0, tb, bias, relu_on, y);
         });
     });
+}
+
+/// The products of position `xi` for a block of `tb` tiles: `m[xi] = U[xi] V[xi]`,
+/// `v` the block's transformed input in panels, `m` laid out per xi, output channel,
+/// tile.
+fn position_products(
+    isa: Isa,
+    wg: &Wg,
+    u: &Filters,
+    v: &[f32],
+    xi: usize,
+    tb: usize,
+    m: &mut [f32],
+) {
+    let nr = Micro::for_isa(isa).nr;
+    let b = VPanels {
+        v,
+        panels: tb.div_ceil(nr),
+        cin: wg.cin,
+        nr,
+        xi,
+    };
+    let out = StridedMut::new(m, xi * wg.cout * tb, wg.cout, tb, tb, 1);
+    let ep = Epilogue::default();
+    sgemm::gemm_with(isa, 1, wg.cout, tb, wg.cin, &u.at(xi), &b, &out, ep);
 }
 
 /// Whether the transformed filters outweigh twice the block of all tiles'
@@ -864,18 +871,8 @@ fn convolve_by_positions(
         let v = &*v;
         let ms = SharedOut(m.as_mut_ptr(), m.len());
         (0..XI).into_par_iter().for_each(|xi| {
-            let b = VPanels {
-                v,
-                panels,
-                cin: wg.cin,
-                nr,
-                xi,
-            };
             // SAFETY: each position's products go to its own part of `m`.
-            let m = unsafe { ms.get() };
-            let out = StridedMut::new(m, xi * wg.cout * tb, wg.cout, tb, tb, 1);
-            let ep = Epilogue::default();
-            sgemm::gemm_with(isa, 1, wg.cout, tb, wg.cin, &u.at(xi), &b, &out, ep);
+            position_products(isa, wg, u, v, xi, tb, unsafe { ms.get() });
         });
         let m = &*m;
         let ys = SharedOut(y.as_mut_ptr(), y.len());
